@@ -1,0 +1,65 @@
+"""rijkschat-archiver: run the archiver bot, or verify the archive."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from archiver_bot.errors import ArchiverError
+
+log = logging.getLogger("rijkschat.archiver")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # nio logs whole events at DEBUG/INFO; message content must never reach a log.
+    logging.getLogger("nio").setLevel(logging.WARNING)
+    logging.getLogger("peewee").setLevel(logging.WARNING)
+
+
+async def _run_until_signal(data_dir: Path, database_url: str | None) -> None:
+    from archiver_bot.bot.runner import run
+    from archiver_bot.settings import ArchiverSettings
+
+    settings = ArchiverSettings.load(data_dir, database_url)
+    task = asyncio.ensure_future(run(settings))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list and args_list[0] == "verify":
+        from archiver_bot.archive.cli import verify_main
+
+        return verify_main(args_list[1:])
+    parser = argparse.ArgumentParser(prog="rijkschat-archiver")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the archiver bot")
+    run_p.add_argument("--data-dir", type=Path, default=Path("pilot-data"))
+    run_p.add_argument("--database-url", default=None, help="archive database URL")
+    run_p.add_argument("-v", "--verbose", action="store_true")
+    sub.add_parser("verify", help="verify the archive's integrity (see verify --help)")
+    args = parser.parse_args(args_list)
+    _configure_logging(args.verbose)
+    try:
+        asyncio.run(_run_until_signal(args.data_dir, args.database_url))
+    except ArchiverError as exc:
+        print(f"rijkschat-archiver: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

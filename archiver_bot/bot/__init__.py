@@ -1,0 +1,1 @@
+"""The matrix-nio archiver bot."""

@@ -1,0 +1,111 @@
+"""rijkschat-server: up | serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from server_bridge.errors import BridgeError
+from server_bridge.settings import (
+    DEFAULT_BRIDGE_PORT,
+    DEFAULT_HOMESERVER_PORT,
+    DEFAULT_SERVER_NAME,
+    Settings,
+)
+
+log = logging.getLogger("rijkschat.server")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
+    async def runner() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(runner())
+
+
+def _cmd_up(args: argparse.Namespace) -> None:
+    from server_bridge.roster import load_roster
+    from server_bridge.supervisor import up
+
+    roster = load_roster(args.roster)  # a bad roster stops us before anything starts
+    settings = Settings(
+        data_dir=args.data_dir.resolve(),
+        server_name=args.server_name,
+        homeserver_port=args.homeserver_port,
+        bridge_port=args.bridge_port,
+    )
+    _run_until_signal(up(settings, roster, args.startup_timeout))
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from server_bridge.web.app import create_app
+
+    settings = Settings.load(args.data_dir.resolve())
+    web.run_app(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.bridge_port,
+        print=None,
+        access_log=None,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rijkschat-server", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up_p = sub.add_parser("up", help="run the whole pilot on this machine")
+    up_p.add_argument("--data-dir", type=Path, default=Path("pilot-data"))
+    up_p.add_argument("--server-name", default=DEFAULT_SERVER_NAME)
+    up_p.add_argument("--homeserver-port", type=int, default=DEFAULT_HOMESERVER_PORT)
+    up_p.add_argument("--bridge-port", type=int, default=DEFAULT_BRIDGE_PORT)
+    up_p.add_argument("--roster", type=Path, default=None, help="roster TOML (default: demo)")
+    up_p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for the homeserver to answer",
+    )
+    up_p.set_defaults(func=_cmd_up)
+
+    serve_p = sub.add_parser("serve", help="run the bridge service only")
+    serve_p.add_argument("--data-dir", type=Path, default=Path("pilot-data"))
+    serve_p.set_defaults(func=_cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        args.func(args)
+    except BridgeError as exc:
+        print(f"rijkschat-server: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The embedded homeserver: configuration, process control and admin calls."""
