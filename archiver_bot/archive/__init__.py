@@ -1,0 +1,65 @@
+"""The sovereign archive store: encrypted at rest, tamper-evident, searchable without
+plaintext, on SQLite and PostgreSQL. This package's names below are its whole public API;
+``server_bridge`` and the bot use nothing else."""
+
+from .errors import (
+    ArchiveError,
+    ArchiveIntegrityError,
+    ArchiveKeyError,
+    ArchiveStorageFullError,
+    ArchiveUnavailableError,
+    ContentDestroyedError,
+    InvalidEventError,
+    LegalHoldError,
+    UnknownEventError,
+)
+from .keys import FileKeyProvider, KeyProvider
+from .models import (
+    PERMANENT,
+    AccessEntry,
+    Actor,
+    ArchivePaths,
+    BreakKind,
+    Decryption,
+    DestructionReport,
+    EventRecord,
+    IngestResult,
+    RoomSummary,
+    RoomVerification,
+    SearchHit,
+    StoredEvent,
+    VerifyReport,
+)
+from .store import Archive, open_archive
+from .validate import MAX_CONTENT_BYTES
+
+__all__ = [
+    "MAX_CONTENT_BYTES",
+    "PERMANENT",
+    "AccessEntry",
+    "Actor",
+    "Archive",
+    "ArchiveError",
+    "ArchiveIntegrityError",
+    "ArchiveKeyError",
+    "ArchivePaths",
+    "ArchiveStorageFullError",
+    "ArchiveUnavailableError",
+    "BreakKind",
+    "ContentDestroyedError",
+    "Decryption",
+    "DestructionReport",
+    "EventRecord",
+    "FileKeyProvider",
+    "IngestResult",
+    "InvalidEventError",
+    "KeyProvider",
+    "LegalHoldError",
+    "RoomSummary",
+    "RoomVerification",
+    "SearchHit",
+    "StoredEvent",
+    "UnknownEventError",
+    "VerifyReport",
+    "open_archive",
+]

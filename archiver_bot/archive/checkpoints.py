@@ -1,0 +1,88 @@
+"""Ed25519-signed checkpoints over every room's chain head and the access-log head.
+
+A checkpoint is written when the archive opens, every ``checkpoint_every`` records or
+``checkpoint_interval`` seconds, and on close. Checkpoints are numbered and each names the
+hash of its predecessor, so removing one is detected as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .chain import canonical_json
+from .context import StoreContext, now_ms
+from .schema import access_log, checkpoints, rooms
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_link(payload: bytes, signature: bytes) -> str:
+    return hashlib.sha256(payload + signature).hexdigest()
+
+
+async def write_checkpoint(ctx: StoreContext, conn: AsyncConnection, reason: str) -> int:
+    last = (
+        await conn.execute(
+            select(checkpoints.c.seq, checkpoints.c.payload, checkpoints.c.signature)
+            .order_by(checkpoints.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    seq = 1 if last is None else last.seq + 1
+    heads = {
+        row.room_id: [row.head_seq, row.head_hash.hex()]
+        for row in await conn.execute(select(rooms.c.room_id, rooms.c.head_seq, rooms.c.head_hash))
+    }
+    access = (
+        await conn.execute(
+            select(access_log.c.seq, access_log.c.hash).order_by(access_log.c.seq.desc()).limit(1)
+        )
+    ).first()
+    created = now_ms()
+    payload = canonical_json(
+        {
+            "v": 1,
+            "archive": ctx.archive_id,
+            "seq": seq,
+            "prev": "" if last is None else checkpoint_link(last.payload, last.signature),
+            "ts": created,
+            "reason": reason,
+            "rooms": heads,
+            "access": None if access is None else [access.seq, access.hash.hex()],
+        }
+    )
+    await conn.execute(
+        insert(checkpoints).values(
+            seq=seq,
+            created_ts=created,
+            reason=reason,
+            payload=payload,
+            signature=ctx.signer.sign(payload),
+        )
+    )
+    return seq
+
+
+async def checkpoint(ctx: StoreContext, reason: str) -> int:
+    async def operation(conn: AsyncConnection) -> int:
+        return await write_checkpoint(ctx, conn, reason)
+
+    seq = await ctx.write("checkpoint", operation)
+    ctx.since_checkpoint = 0
+    ctx.last_checkpoint = time.monotonic()
+    log.debug("wrote signed checkpoint %d (%s)", seq, reason)
+    return seq
+
+
+async def maybe_checkpoint(ctx: StoreContext) -> None:
+    if ctx.since_checkpoint == 0:
+        return
+    due_by_count = ctx.since_checkpoint >= ctx.settings.checkpoint_every
+    due_by_time = time.monotonic() - ctx.last_checkpoint >= ctx.settings.checkpoint_interval
+    if due_by_count or due_by_time:
+        await checkpoint(ctx, "interval")

@@ -1,0 +1,180 @@
+"""Plain data types of the public archive API (no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Decryption = Literal["decrypted", "plaintext", "undecryptable"]
+DECRYPTION_STATES: frozenset[str] = frozenset({"decrypted", "plaintext", "undecryptable"})
+
+BreakKind = Literal["modified", "missing", "inserted", "reordered", "bad_signature"]
+
+#: Retention class that keeps content forever (default for rooms with a key official).
+PERMANENT = "bewaren"
+
+
+@dataclass(frozen=True)
+class ArchivePaths:
+    """Where one archive keeps its database and its keys (keys never go into the database)."""
+
+    root: Path
+    database: Path
+    kek: Path
+    signing_key: Path
+    keyring: Path
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> ArchivePaths:
+        root = Path(data_dir) / "archive"
+        return cls(
+            root=root,
+            database=root / "archive.db",
+            kek=root / "kek.key",
+            signing_key=root / "signing.key",
+            keyring=root / "keyring",
+        )
+
+    @property
+    def default_database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.database}"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One Matrix event as handed to :meth:`Archive.ingest`.
+
+    ``content`` is the decrypted content (``decryption="decrypted"``), the plain content of an
+    unencrypted event (``"plaintext"``), or the encrypted content when it could not be
+    decrypted (``"undecryptable"``). ``encrypted`` keeps the original ``m.room.encrypted``
+    content of an encrypted event.
+    """
+
+    event_id: str
+    room_id: str
+    sender: str
+    origin_server_ts: int
+    type: str
+    content: Mapping[str, Any]
+    state_key: str | None = None
+    decryption: Decryption = "plaintext"
+    sender_device: str | None = None
+    sender_key: str | None = None
+    session_id: str | None = None
+    encrypted: Mapping[str, Any] | None = None
+    redacts: str | None = None
+    relates_to: Mapping[str, Any] | None = None
+    unsigned: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    inserted: int
+    duplicates: int
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who reads the archive and why; every read API call is logged with it."""
+
+    user_id: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: str
+    room_id: str
+    sender: str
+    sender_device: str | None
+    origin_server_ts: int
+    type: str
+    state_key: str | None
+    content: dict[str, Any] | None
+    decryption: Decryption
+    relates_to: dict[str, Any] | None
+    redacted_by: str | None
+    edits: list[str]
+    has_attachment: bool
+    sender_key: str | None = None
+    session_id: str | None = None
+    late_decryption: bool = False
+    destroyed: bool = False
+    encrypted: dict[str, Any] | None = None
+    unsigned: dict[str, Any] | None = None
+    reactions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RoomSummary:
+    room_id: str
+    name: str | None
+    members: list[str]
+    key_officials: list[str]
+    event_count: int
+    first_ts: int | None
+    last_ts: int | None
+    undecryptable: int
+    retention: str
+    legal_hold: bool
+    left_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    event: StoredEvent
+    terms: tuple[str, ...]
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+    @property
+    def room_id(self) -> str:
+        return self.event.room_id
+
+
+@dataclass(frozen=True)
+class RoomVerification:
+    room_id: str
+    ok: bool
+    entries: int
+    position: int | None = None
+    kind: BreakKind | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    rooms: dict[str, RoomVerification]
+    checkpoints: int
+    problems: list[str] = field(default_factory=list)
+    access_log: RoomVerification | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.problems
+            and all(r.ok for r in self.rooms.values())
+            and (self.access_log is None or self.access_log.ok)
+        )
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    seq: int
+    ts: int
+    user_id: str
+    purpose: str
+    action: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DestructionReport:
+    destroyed_events: int
+    destroyed_keys: int
+    held_rooms: list[str]

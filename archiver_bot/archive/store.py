@@ -1,0 +1,319 @@
+"""The :class:`Archive` facade and :func:`open_archive`: the store's public entry points."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import audit, kv, reader, retention, writer
+from .checkpoints import checkpoint
+from .context import Settings, StoreContext
+from .engine import make_engine, migrate
+from .errors import ArchiveKeyError
+from .keys import FileKeyProvider, KeyProvider, Signer, make_aad, new_dek, public_pem
+from .models import (
+    AccessEntry,
+    Actor,
+    ArchivePaths,
+    DestructionReport,
+    EventRecord,
+    IngestResult,
+    RoomSummary,
+    SearchHit,
+    StoredEvent,
+    VerifyReport,
+)
+from .schema import checkpoints
+from .search import BlindIndex, words
+from .verify import verify as verify_chains
+
+log = logging.getLogger(__name__)
+
+
+class Archive:
+    """An open archive. Writes are serialised and each is one transaction; every read
+    API call takes an :class:`Actor` and is recorded in the access log first."""
+
+    def __init__(self, ctx: StoreContext) -> None:
+        self._ctx = ctx
+        self._closed = False
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._ctx.engine
+
+    @property
+    def public_key_pem(self) -> str:
+        return public_pem(self._ctx.signer.public_key)
+
+    # ---- write API (the bot) -------------------------------------------------------------
+    async def ingest(
+        self, records: Sequence[EventRecord], sync_token: str | None = None
+    ) -> IngestResult:
+        """Store a batch in one transaction (events, chain, index, sync position)."""
+        return await writer.ingest(self._ctx, records, sync_token)
+
+    async def sync_token(self) -> str | None:
+        async with self._ctx.engine.connect() as conn:
+            return await kv.get(conn, "sync_token")
+
+    async def add_decryption(
+        self,
+        event_id: str,
+        content: dict[str, Any],
+        sender_device: str | None,
+        sender_key: str | None,
+    ) -> bool:
+        """Record a late decryption next to the undecryptable original; False when the
+        event is unknown, was not undecryptable, or already has a decryption."""
+        return await writer.add_decryption(self._ctx, event_id, content, sender_device, sender_key)
+
+    async def undecryptable_session_ids(self, room_id: str | None = None) -> set[str]:
+        async with self._ctx.engine.connect() as conn:
+            return await reader.undecryptable_session_ids(self._ctx, conn, room_id)
+
+    async def pending_by_session(self, session_id: str) -> list[StoredEvent]:
+        async with self._ctx.engine.connect() as conn:
+            return await reader.pending_by_session(self._ctx, conn, session_id)
+
+    async def undecryptable_count(self) -> int:
+        async with self._ctx.engine.connect() as conn:
+            return sum((await reader.undecryptable_counts(conn)).values())
+
+    async def record_withheld(
+        self, room_id: str, session_id: str, sender: str, code: str, reason: str | None
+    ) -> None:
+        await writer.record_withheld(self._ctx, room_id, session_id, sender, code, reason)
+
+    async def store_attachment(
+        self,
+        event_id: str,
+        room_id: str,
+        data: bytes,
+        filename: str | None,
+        mimetype: str | None,
+        sha256_ok: bool | None,
+        error: str | None = None,
+    ) -> None:
+        await writer.store_attachment(
+            self._ctx, event_id, room_id, data, filename, mimetype, sha256_ok, error
+        )
+
+    async def set_room_info(
+        self,
+        room_id: str,
+        *,
+        name: str | None = None,
+        members: Sequence[str] | None = None,
+        key_officials: Sequence[str] | None = None,
+    ) -> None:
+        """Room name/members/key officials (sealed). A key official makes the room
+        'bewaren' unless a retention class was set explicitly."""
+        await writer.set_room_info(
+            self._ctx, room_id, name=name, members=members, key_officials=key_officials
+        )
+
+    async def record_room_left(self, room_id: str, reason: str) -> None:
+        await writer.set_room_info(self._ctx, room_id, left_reason=reason)
+
+    async def archived_event_ids(self, room_id: str) -> set[str]:
+        async with self._ctx.engine.connect() as conn:
+            return await reader.archived_event_ids(self._ctx, conn, room_id)
+
+    # ---- retention -------------------------------------------------------------------------
+    async def set_retention(self, room_id: str, retention_class: str) -> None:
+        await retention.set_retention(self._ctx, room_id, retention_class)
+
+    async def set_legal_hold(self, room_id: str, on: bool, reason: str) -> None:
+        await retention.set_legal_hold(self._ctx, room_id, on, reason)
+
+    async def destroy_expired(self, now: int | None = None) -> DestructionReport:
+        """Crypto-shred every room-year past retention (``now`` in ms; default: now)."""
+        return await retention.destroy_expired(self._ctx, now)
+
+    # ---- read API (logged) ---------------------------------------------------------------
+    async def list_rooms(self, actor: Actor) -> list[RoomSummary]:
+        await audit.record_access(self._ctx, actor, "list_rooms", {})
+        async with self._ctx.engine.connect() as conn:
+            return await reader.list_rooms(self._ctx, conn)
+
+    async def room_events(
+        self, actor: Actor, room_id: str, after: str | None = None, limit: int = 100
+    ) -> tuple[list[StoredEvent], str | None]:
+        await audit.record_access(
+            self._ctx, actor, "room_events", {"room": room_id, "after": after, "limit": limit}
+        )
+        async with self._ctx.engine.connect() as conn:
+            return await reader.room_events(self._ctx, conn, room_id, after, max(1, limit))
+
+    async def get_event(self, actor: Actor, event_id: str) -> StoredEvent:
+        await audit.record_access(self._ctx, actor, "get_event", {"event": event_id})
+        async with self._ctx.engine.connect() as conn:
+            return await reader.get_event(self._ctx, conn, event_id)
+
+    async def get_attachment(
+        self, actor: Actor, event_id: str
+    ) -> tuple[bytes, str | None, str | None]:
+        await audit.record_access(self._ctx, actor, "get_attachment", {"event": event_id})
+        async with self._ctx.engine.connect() as conn:
+            return await reader.get_attachment(self._ctx, conn, event_id)
+
+    async def search(
+        self,
+        actor: Actor,
+        q: str,
+        room: str | None = None,
+        sender: str | None = None,
+        from_ts: int | None = None,
+        to_ts: int | None = None,
+        limit: int = 50,
+    ) -> list[SearchHit]:
+        """Messages containing every word of ``q`` (exact, normalised), newest first."""
+        terms = words(q)
+        await audit.record_access(
+            self._ctx,
+            actor,
+            "search",
+            {"terms": terms, "room": room, "sender": sender, "from": from_ts, "to": to_ts},
+        )
+        async with self._ctx.engine.connect() as conn:
+            return await reader.search(
+                self._ctx,
+                conn,
+                terms,
+                room_id=room,
+                sender=sender,
+                from_ts=from_ts,
+                to_ts=to_ts,
+                limit=limit,
+            )
+
+    async def access_log(
+        self,
+        actor: Actor,
+        limit: int = 100,
+        user_id: str | None = None,
+        since_ts: int | None = None,
+    ) -> list[AccessEntry]:
+        """Newest first. Reading the access log is itself logged."""
+        await audit.record_access(
+            self._ctx, actor, "access_log", {"user": user_id, "since": since_ts}
+        )
+        async with self._ctx.engine.connect() as conn:
+            return await audit.read_access_log(
+                self._ctx, conn, limit=limit, user_id=user_id, since_ts=since_ts
+            )
+
+    # ---- integrity -----------------------------------------------------------------------
+    async def verify(self, room_id: str | None = None) -> VerifyReport:
+        return await verify_chains(self._ctx.engine, self._ctx.signer.public_key, room_id)
+
+    async def checkpoint(self, reason: str = "manual") -> int:
+        return await checkpoint(self._ctx, reason)
+
+    async def close(self) -> None:
+        """Write the closing signed checkpoint and release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await checkpoint(self._ctx, "close")
+        finally:
+            await self._ctx.engine.dispose()
+
+    async def __aenter__(self) -> Archive:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def _archive_key(conn: Any, provider: KeyProvider, name: str, *, create: bool) -> bytes:
+    stored = await kv.get(conn, f"{name}_key")
+    aad = make_aad("archive-key", name, name)
+    if stored is None:
+        if not create:
+            raise ArchiveKeyError(f"archive key {name} missing from the database")
+        raw = new_dek()
+        ref = provider.new_key_ref()
+        wrapped = provider.wrap(ref, raw, aad)
+        await kv.put(conn, f"{name}_key", f"{ref}:{base64.b64encode(wrapped).decode()}")
+        return raw
+    ref, wrapped_b64 = stored.split(":", 1)
+    return provider.unwrap(ref, base64.b64decode(wrapped_b64), aad)
+
+
+async def open_archive(
+    paths: ArchivePaths,
+    database_url: str | None = None,
+    *,
+    key_provider: KeyProvider | None = None,
+    default_retention: str = "10y",
+    retry_attempts: int = 5,
+    retry_delay: float = 0.2,
+    checkpoint_every: int = 10_000,
+    checkpoint_interval: float = 60.0,
+    busy_timeout_ms: int = 5000,
+) -> Archive:
+    """Open (creating on first start) the archive: migrate the schema, load or create the
+    keys, and write an opening checkpoint. A missing or wrong key-encryption key or signing
+    key for an archive that already holds data raises :class:`ArchiveKeyError`."""
+    retention.retention_years(default_retention)
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = database_url or paths.default_database_url
+    engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            existing = await kv.get(conn, "meta_key") is not None
+            has_checkpoints = (
+                await conn.execute(select(func.count()).select_from(checkpoints))
+            ).scalar_one() > 0
+        provider = key_provider or FileKeyProvider(paths.kek, paths.keyring, create=not existing)
+        signer = Signer(paths.signing_key, create=not has_checkpoints)
+        async with engine.begin() as conn:
+            meta_key = await _archive_key(conn, provider, "meta", create=not existing)
+            index_key = await _archive_key(conn, provider, "index", create=not existing)
+            archive_id = await kv.get(conn, "archive_id")
+            if archive_id is None:
+                archive_id = secrets.token_hex(16)
+                await kv.put(conn, "archive_id", archive_id)
+            stored_public = await kv.get(conn, "signing_public_key")
+            current_public = signer.public_raw.hex()
+            if stored_public is None:
+                await kv.put(conn, "signing_public_key", current_public)
+            elif stored_public != current_public:
+                raise ArchiveKeyError(
+                    f"signing key {paths.signing_key} is not the key this archive was signed "
+                    "with; restore the original signing key"
+                )
+        ctx = StoreContext(
+            engine=engine,
+            paths=paths,
+            provider=provider,
+            signer=signer,
+            index=BlindIndex(index_key),
+            meta_aead=AESGCM(meta_key),
+            archive_id=archive_id,
+            settings=Settings(
+                default_retention=default_retention,
+                retry_attempts=retry_attempts,
+                retry_delay=retry_delay,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval=checkpoint_interval,
+            ),
+        )
+        await retention.sweep_destroyed_keys(ctx)
+        await checkpoint(ctx, "open")
+    except BaseException:
+        await engine.dispose()
+        raise
+    log.info("archive opened (%s)", engine.dialect.name)
+    return Archive(ctx)
