@@ -30,7 +30,7 @@ from .models import (
     StoredEvent,
     VerifyReport,
 )
-from .store import Archive, open_archive
+from .store import Archive, open_archive, verify_archive
 from .validate import MAX_CONTENT_BYTES
 
 __all__ = [
@@ -62,4 +62,5 @@ __all__ = [
     "UnknownEventError",
     "VerifyReport",
     "open_archive",
+    "verify_archive",
 ]

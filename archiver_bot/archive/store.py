@@ -6,6 +6,7 @@ import base64
 import logging
 import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -16,8 +17,16 @@ from . import audit, kv, reader, retention, writer
 from .checkpoints import checkpoint
 from .context import Settings, StoreContext
 from .engine import make_engine, migrate
-from .errors import ArchiveKeyError
-from .keys import FileKeyProvider, KeyProvider, Signer, make_aad, new_dek, public_pem
+from .errors import ArchiveIntegrityError, ArchiveKeyError
+from .keys import (
+    FileKeyProvider,
+    KeyProvider,
+    Signer,
+    load_public_key,
+    make_aad,
+    new_dek,
+    public_pem,
+)
 from .models import (
     AccessEntry,
     Actor,
@@ -32,6 +41,7 @@ from .models import (
 )
 from .schema import checkpoints
 from .search import BlindIndex, words
+from .verify import changes_since_close
 from .verify import verify as verify_chains
 
 log = logging.getLogger(__name__)
@@ -310,6 +320,15 @@ async def open_archive(
                 checkpoint_interval=checkpoint_interval,
             ),
         )
+        async with engine.connect() as conn:
+            changed = await changes_since_close(conn, signer.public_key)
+        if changed:
+            log.critical("archive database changed while closed: %s", "; ".join(changed))
+            raise ArchiveIntegrityError(
+                "the archive database changed while the archiver was stopped ("
+                + "; ".join(changed)
+                + "); refusing to sign over it. Run `rijkschat-archiver verify`."
+            )
         await retention.sweep_destroyed_keys(ctx)
         await checkpoint(ctx, "open")
     except BaseException:
@@ -317,3 +336,20 @@ async def open_archive(
         raise
     log.info("archive opened (%s)", engine.dialect.name)
     return Archive(ctx)
+
+
+async def verify_archive(
+    paths: ArchivePaths,
+    database_url: str | None = None,
+    *,
+    room_id: str | None = None,
+    public_key_file: Path | None = None,
+) -> VerifyReport:
+    """Read-only verification (no data keys needed, nothing written): what the
+    ``verify`` command runs. The public key defaults to the one of ``paths.signing_key``."""
+    key = load_public_key(public_key_file or paths.signing_key)
+    engine = make_engine(database_url or paths.default_database_url)
+    try:
+        return await verify_chains(engine, key, room_id)
+    finally:
+        await engine.dispose()

@@ -359,3 +359,47 @@ async def verify(
     return VerifyReport(
         rooms=results, checkpoints=cps.count, problems=cps.problems, access_log=access
     )
+
+
+async def changes_since_close(conn: AsyncConnection, key: Ed25519PublicKey) -> list[str]:
+    """When the archive was closed cleanly, nothing may differ from its closing checkpoint;
+    list what does (an empty list means the database is as it was left)."""
+    last = (
+        await conn.execute(select(checkpoints).order_by(checkpoints.c.seq.desc()).limit(1))
+    ).first()
+    if last is None or last.reason != "close":
+        return []
+    if not signature_valid(key, last.signature, last.payload):
+        return [f"closing checkpoint {last.seq} has a bad signature"]
+    payload = json.loads(last.payload)
+    signed: dict[str, Any] = payload.get("rooms") or {}
+    problems: list[str] = []
+    current = {
+        row.room_id: (row.head_seq, row.head_hash)
+        for row in await conn.execute(select(rooms.c.room_id, rooms.c.head_seq, rooms.c.head_hash))
+    }
+    for room_id in current.keys() - signed.keys():
+        problems.append(f"room {room_id} appeared after the closing checkpoint")
+    for room_id, (seq, hash_hex) in signed.items():
+        found = (
+            await conn.execute(
+                select(records.c.seq, records.c.hash)
+                .select_from(records.join(rooms, rooms.c.pk == records.c.room_pk))
+                .where(rooms.c.room_id == room_id)
+                .order_by(records.c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        if found is None or found.seq != seq or found.hash.hex() != hash_hex:
+            problems.append(f"room {room_id} changed after the closing checkpoint")
+    access = payload.get("access")
+    head = (
+        await conn.execute(
+            select(access_log.c.seq, access_log.c.hash).order_by(access_log.c.seq.desc()).limit(1)
+        )
+    ).first()
+    if (head is None) != (access is None) or (
+        head is not None and access is not None and [head.seq, head.hash.hex()] != access
+    ):
+        problems.append("the access log changed after the closing checkpoint")
+    return problems
