@@ -20,8 +20,8 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # nio logs whole events at DEBUG/INFO; message content must never reach a log.
-    logging.getLogger("nio").setLevel(logging.WARNING)
+    # nio logs whole events (even at WARNING, on validation errors): content must never reach a log.
+    logging.getLogger("nio").setLevel(logging.ERROR)
     logging.getLogger("peewee").setLevel(logging.WARNING)
 
 

@@ -46,6 +46,18 @@ class ArchiverSettings:
         return self.bot_dir / "crypto"
 
     @property
+    def cross_signing_file(self) -> Path:
+        return self.bot_dir / "cross_signing.json"
+
+    @property
+    def rooms_file(self) -> Path:
+        return self.bot_dir / "rooms.json"
+
+    @property
+    def metrics_token_file(self) -> Path:
+        return self.bot_dir / "metrics.token"
+
+    @property
     def pickle_key_file(self) -> Path:
         return self.bot_dir / "pickle.key"
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from nio import AsyncClient, AsyncClientConfig, LoginResponse
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent
 
 from archiver_bot.errors import LoginError
 from archiver_bot.settings import ArchiverSettings, write_private
@@ -15,7 +17,28 @@ log = logging.getLogger(__name__)
 DEVICE_NAME = "Rijkschat archiver"
 
 
-def make_client(settings: ArchiverSettings) -> AsyncClient:
+class ArchiverClient(AsyncClient):  # type: ignore[misc]
+    """nio's client, telling us which encrypted event each decrypted one came from.
+
+    nio replaces an encrypted timeline event by its decryption in place; the archive keeps
+    both (the ciphertext as received, and the plaintext with the sender's device and keys).
+    """
+
+    on_decrypted: Callable[[MegolmEvent], None] | None = None
+
+    def _handle_timeline_event(
+        self, event: Any, room_id: str, room: Any, encrypted_rooms: set[str]
+    ) -> Any:
+        decrypted = super()._handle_timeline_event(event, room_id, room, encrypted_rooms)
+        if decrypted is not None and isinstance(event, MegolmEvent) and self.on_decrypted:
+            self.on_decrypted(event)
+        return decrypted
+
+    def _handle_messages_response(self, response: Any) -> None:
+        """Leave /messages chunks encrypted: the backfill decrypts them keeping the originals."""
+
+
+def make_client(settings: ArchiverSettings) -> ArchiverClient:
     settings.crypto_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = AsyncClientConfig(
         encryption_enabled=True,
@@ -24,7 +47,7 @@ def make_client(settings: ArchiverSettings) -> AsyncClient:
         max_timeouts=None,
         request_timeout=60,
     )
-    return AsyncClient(
+    return ArchiverClient(
         settings.homeserver, settings.user_id, store_path=str(settings.crypto_dir), config=config
     )
 
