@@ -37,7 +37,8 @@ class Batch:
     @classmethod
     async def start(cls, ctx: StoreContext, conn: AsyncConnection) -> Batch:
         if ctx.is_postgres:
-            await conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            timeout = int(ctx.settings.lock_timeout_ms)
+            await conn.execute(text(f"SET LOCAL lock_timeout = '{timeout}ms'"))
             await conn.execute(text("LOCK TABLE archive_records IN SHARE ROW EXCLUSIVE MODE"))
         max_pk = (await conn.execute(select(func.max(records.c.pk)))).scalar()
         return cls(ctx, conn, int(max_pk or 0) + 1)

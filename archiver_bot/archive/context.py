@@ -46,6 +46,7 @@ class Settings:
     retry_delay: float = 0.2
     checkpoint_every: int = 10_000
     checkpoint_interval: float = 60.0
+    lock_timeout_ms: int = 5000
 
 
 class StoreContext:

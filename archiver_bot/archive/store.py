@@ -318,6 +318,7 @@ async def open_archive(
                 retry_delay=retry_delay,
                 checkpoint_every=checkpoint_every,
                 checkpoint_interval=checkpoint_interval,
+                lock_timeout_ms=busy_timeout_ms,
             ),
         )
         async with engine.connect() as conn:
