@@ -1,4 +1,4 @@
-"""rijkschat-server: up | serve."""
+"""rijkschat-server: up | serve | audit."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _cmd_up(args: argparse.Namespace) -> None:
         homeserver_port=args.homeserver_port,
         bridge_port=args.bridge_port,
     )
-    _run_until_signal(up(settings, roster, args.startup_timeout))
+    _run_until_signal(up(settings, roster, args.startup_timeout, args.archiving_mode))
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
@@ -68,6 +68,19 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         port=settings.bridge_port,
         print=None,
         access_log=None,
+    )
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from server_bridge.appservice.cli import audit_command
+
+    return asyncio.run(
+        audit_command(
+            args.data_dir.resolve(),
+            as_json=args.json,
+            room_id=args.room,
+            grace_seconds=args.grace_seconds,
+        )
     )
 
 
@@ -88,11 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=180.0,
         help="seconds to wait for the homeserver to answer",
     )
+    up_p.add_argument(
+        "--archiving-mode",
+        choices=("enforce", "monitor"),
+        default="enforce",
+        help="enforce: refuse messages in a key official's room until the archiver has "
+        "joined, and refuse removing it; monitor: only log (default: enforce)",
+    )
     up_p.set_defaults(func=_cmd_up)
 
     serve_p = sub.add_parser("serve", help="run the bridge service only")
     serve_p.add_argument("--data-dir", type=Path, default=Path("pilot-data"))
     serve_p.set_defaults(func=_cmd_serve)
+
+    audit_p = sub.add_parser(
+        "audit",
+        help="compare the ledger with the archive; exit 0 only when the archive is complete",
+    )
+    audit_p.add_argument("--data-dir", type=Path, default=Path("pilot-data"))
+    audit_p.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit_p.add_argument("--room", default=None, help="only this room id")
+    audit_p.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=0.0,
+        help="report events younger than this as pending, not missing",
+    )
+    audit_p.set_defaults(func=_cmd_audit)
     return parser
 
 
@@ -100,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        args.func(args)
+        code = args.func(args)
     except BridgeError as exc:
         print(f"rijkschat-server: {exc}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

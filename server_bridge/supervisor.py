@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
+from server_bridge.appservice.wiring import archiving_setup
 from server_bridge.errors import DataDirError, HomeserverError, PortInUseError
 from server_bridge.homeserver.admin import wait_until_up
 from server_bridge.homeserver.config import prepare_homeserver, registration_secret
@@ -152,8 +153,13 @@ Rijkschat pilot is running (Ctrl-C stops everything).
 """
 
 
-async def up(settings: Settings, roster: Roster, startup_timeout: float) -> None:
-    """Bring the pilot up and keep it up until cancelled; always stop what was started."""
+async def up(
+    settings: Settings, roster: Roster, startup_timeout: float, archiving_mode: str = "enforce"
+) -> None:
+    """Bring the pilot up and keep it up until cancelled; always stop what was started.
+
+    The homeserver loads the archiver policy module (``archiving_mode``: enforce | monitor)
+    and the ledger's Application Service registration, both generated from the roster."""
     check_data_dir(settings.data_dir)
     if settings.homeserver_port == settings.bridge_port:
         raise PortInUseError("--homeserver-port and --bridge-port must differ")
@@ -161,11 +167,14 @@ async def up(settings: Settings, roster: Roster, startup_timeout: float) -> None
     check_port_free(settings.bind_host, settings.bridge_port, "bridge")
     check_instance(settings)
     settings.save()
+    archiving = archiving_setup(settings, roster, archiving_mode)
     layout = prepare_homeserver(
         root=settings.homeserver_dir,
         server_name=settings.server_name,
         port=settings.homeserver_port,
         bind_host=settings.bind_host,
+        modules=archiving.modules,
+        app_service_config_files=archiving.app_service_config_files,
     )
     logs = settings.data_dir / "logs"
     python = sys.executable

@@ -70,20 +70,42 @@ class RunningHomeserver:
         return self.accounts[localpart].password
 
 
-async def start_homeserver(data_dir: Path, roster: Roster = TEST_ROSTER) -> RunningHomeserver:
-    """A real Synapse from the project's own config generator, with the roster provisioned."""
-    settings = Settings(
-        data_dir=data_dir,
-        server_name="test.localhost",
-        homeserver_port=free_port(),
-        bridge_port=free_port(),
-    )
+async def start_homeserver(
+    data_dir: Path,
+    roster: Roster = TEST_ROSTER,
+    *,
+    archiving_mode: str | None = None,
+    ledger: bool = False,
+    settings: Settings | None = None,
+) -> RunningHomeserver:
+    """A real Synapse from the project's own config generator, with the roster provisioned.
+
+    ``archiving_mode`` ("enforce" or "monitor") loads the archiver policy module, ``ledger``
+    the ledger's AS registration (pointing at ``settings.bridge_url``); both off by default.
+    ``settings`` reuses a data dir's ports (e.g. to restart on it)."""
+    if settings is None:
+        settings = Settings(
+            data_dir=data_dir,
+            server_name="test.localhost",
+            homeserver_port=free_port(),
+            bridge_port=free_port(),
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     settings.save()
+    modules: list[dict[str, object]] = []
+    as_files: list[str] = []
+    if archiving_mode is not None or ledger:
+        from server_bridge.appservice.wiring import archiving_setup
+
+        setup = archiving_setup(settings, roster, archiving_mode or "enforce", ledger=ledger)
+        modules = setup.modules if archiving_mode is not None else []
+        as_files = setup.app_service_config_files
     layout = prepare_homeserver(
         root=settings.homeserver_dir,
         server_name=settings.server_name,
         port=settings.homeserver_port,
+        modules=modules,
+        app_service_config_files=as_files,
     )
     proc = await spawn(
         "homeserver",

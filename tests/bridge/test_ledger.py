@@ -1,0 +1,171 @@
+"""The ledger: real AS transactions from Synapse, and what it does with forged or bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from server_bridge.appservice.ledger import Ledger
+from server_bridge.appservice.registration import BridgePaths
+from server_bridge.appservice.transactions import LedgerRow
+from tests.bridge.conftest import Stack
+
+
+async def ledger_rows(stack: Stack, room_id: str) -> list[LedgerRow]:
+    return (await stack.service.ledger.rows_by_room()).get(room_id, [])
+
+
+async def wait_for_ledger(stack: Stack, room_id: str, event_id: str) -> list[LedgerRow]:
+    for _ in range(200):
+        rows = await ledger_rows(stack, room_id)
+        if any(r.event_id == event_id for r in rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{event_id} never reached the ledger")
+
+
+async def put(
+    stack: Stack, txn_id: str, body: bytes | dict[str, Any], token: str | None = "hs"
+) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {stack.hs_token if token == 'hs' else token}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    url = f"{stack.settings.bridge_url}/_matrix/app/v1/transactions/{txn_id}"
+    async with stack.session.put(url, data=data, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def event(n: int, room: str = "!ledgertest:test.localhost") -> dict[str, Any]:
+    return {
+        "event_id": f"$forged{n}",
+        "room_id": room,
+        "sender": "@minister:test.localhost",
+        "type": "m.room.encrypted",
+        "origin_server_ts": 1_700_000_000_000 + n,
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "geheim"},
+    }
+
+
+async def counts(stack: Stack) -> tuple[int, int]:
+    ledger = stack.service.ledger
+    return await ledger.event_count(), await ledger.transaction_count()
+
+
+async def test_the_homeserver_feeds_the_ledger_without_content(stack: Stack) -> None:
+    minister, amb = await stack.user("minister"), await stack.user("ambtenaar3")
+    room_id = await minister.create_room(name="Begroting", invite=[amb.user_id])
+    status, sent = await minister.text(room_id, "het-geheime-woord-7731")
+    for _ in range(40):  # the archiver joins in the background
+        if status != 403:
+            break
+        await asyncio.sleep(0.05)
+        status, sent = await minister.text(room_id, "het-geheime-woord-7731")
+    assert status == 200, sent
+    rows = await wait_for_ledger(stack, room_id, sent["event_id"])
+    row = next(r for r in rows if r.event_id == sent["event_id"])
+    assert (row.sender, row.type, row.encrypted) == (minister.user_id, "m.room.message", False)
+    assert row.origin_server_ts > 0
+    joins = [r for r in rows if r.state_key == stack.archiver and r.membership == "join"]
+    assert joins, "the archiver's join is in the ledger"
+    # No content anywhere in the ledger's database.
+    ledger_file = BridgePaths.for_data_dir(stack.settings.data_dir).ledger
+    assert b"het-geheime-woord-7731" not in ledger_file.read_bytes()
+
+    # A room of officials only is none of the ledger's business.
+    other = await amb.create_room(name="Lunch")
+    status, sent = await amb.text(other, "broodje kaas")
+    assert status == 200
+    await asyncio.sleep(0.5)
+    assert await ledger_rows(stack, other) == []
+
+
+async def test_a_forged_transaction_gets_403_and_changes_nothing(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = await counts(stack)
+    with caplog.at_level(logging.WARNING, logger="server_bridge.appservice.routes"):
+        status, body = await put(stack, "forged-1", {"events": [event(1)]}, token="x" * 48)
+    assert status == 403
+    assert body["errcode"] == "M_FORBIDDEN"
+    assert "wrong homeserver token" in caplog.text
+    assert "x" * 48 not in caplog.text
+    status, _ = await put(stack, "forged-2", {"events": [event(2)]}, token=None)
+    assert status == 401
+    # A token in the legacy query parameter is checked the same way.
+    url = f"{stack.settings.bridge_url}/transactions/forged-3?access_token=wrong"
+    async with stack.session.put(url, json={"events": [event(3)]}) as resp:
+        assert resp.status == 403
+    assert await counts(stack) == before
+
+
+async def test_a_transaction_is_recorded_once_even_across_restarts(stack: Stack) -> None:
+    before_events, before_txns = await counts(stack)
+    body = {"events": [event(10), event(11)]}
+    assert await put(stack, "idem-1", body) == (200, {})
+    assert await put(stack, "idem-1", body) == (200, {})
+    assert await counts(stack) == (before_events + 2, before_txns + 1)
+    # The id is in the database: a second ledger (as after a restart) knows it too.
+    other = await Ledger.open(BridgePaths.for_data_dir(stack.settings.data_dir).ledger)
+    try:
+        assert await other.record_transaction("idem-1", []) is False
+    finally:
+        await other.close()
+    assert await counts(stack) == (before_events + 2, before_txns + 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "errcode"),
+    [
+        (b"{not json", 400, "M_NOT_JSON"),
+        (b"[1, 2]", 400, "M_BAD_JSON"),
+        (json.dumps({"events": {"a": 1}}).encode(), 400, "M_BAD_JSON"),
+        # One event without a room: the valid one next to it is not recorded either.
+        (json.dumps({"events": [event(20), {**event(21), "room_id": None}]}).encode(), 400,
+         "M_BAD_JSON"),
+        (json.dumps({"events": [event(22), "not an event"]}).encode(), 400, "M_BAD_JSON"),
+        (json.dumps({"events": [{**event(23), "origin_server_ts": "yesterday"}]}).encode(), 400,
+         "M_BAD_JSON"),
+        (json.dumps({"events": [event(n) for n in range(1001)]}).encode(), 413, "M_TOO_LARGE"),
+    ],
+    ids=["not-json", "not-object", "events-not-list", "no-room", "not-an-event", "bad-ts",
+         "too-many-events"],
+)
+async def test_bad_input_is_the_senders_fault_and_records_nothing(
+    stack: Stack, body: bytes, status: int, errcode: str
+) -> None:
+    before = await counts(stack)
+    got, data = await put(stack, f"bad-{errcode}-{len(body)}", body)
+    assert (got, data["errcode"]) == (status, errcode)
+    assert await counts(stack) == before
+
+
+async def test_a_huge_body_is_refused_without_reading_it_all(stack: Stack) -> None:
+    before = await counts(stack)
+    status, data = await put(stack, "huge", b" " * (33 * 1024**2))
+    assert (status, data["errcode"]) == (413, "M_TOO_LARGE")
+    assert await counts(stack) == before
+
+
+async def test_a_ledger_failure_is_a_500_so_that_synapse_retries(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before_events, before_txns = await counts(stack)
+
+    async def broken(txn_id: str, rows: object) -> bool:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    body = {"events": [event(30)]}
+    with monkeypatch.context() as patch:
+        patch.setattr(stack.service.ledger, "record_transaction", broken)
+        status, data = await put(stack, "retry-1", body)
+    assert (status, data["errcode"]) == (500, "M_UNKNOWN")
+    assert await counts(stack) == (before_events, before_txns)
+    # Synapse's retry of the same transaction is then recorded.
+    assert await put(stack, "retry-1", body) == (200, {})
+    assert await counts(stack) == (before_events + 1, before_txns + 1)
