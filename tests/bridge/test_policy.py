@@ -112,3 +112,13 @@ async def test_messages_are_refused_until_the_archiver_has_joined(stack: Stack) 
     await archiver_joined_within(amb2, room_id, stack.archiver)
     status, body = await amb2.text(room_id, "nu wel")
     assert status == 200, body
+
+
+async def test_a_key_official_joining_a_room_brings_the_archiver_in(stack: Stack) -> None:
+    amb = await stack.user("ambtenaar3")
+    room_id = await amb.create_room(name="Open overleg", preset="public_chat")
+    await asyncio.sleep(0.3)
+    assert await amb.membership(room_id, stack.archiver) is None
+    sg = await stack.user("sg")
+    assert (await sg.call("POST", f"/rooms/{room_id}/join", {}))[0] == 200
+    await archiver_joined_within(amb, room_id, stack.archiver)
