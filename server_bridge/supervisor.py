@@ -143,6 +143,7 @@ Rijkschat pilot is running (Ctrl-C stops everything).
   Bridge (health, archive review): {settings.bridge_url}   health: {settings.bridge_url}/healthz
   Server name:                     {settings.server_name}
   Credentials (mode 0600):         {settings.credentials_file}
+  Completeness audit:              rijkschat-server audit --data-dir {settings.data_dir}
 
   Users:
 {people}

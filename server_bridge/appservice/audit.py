@@ -243,6 +243,7 @@ async def open_archive_view(data_dir: Path) -> StoreArchiveView | EmptyArchiveVi
     if not paths.database.exists():
         return EmptyArchiveView()
     try:
-        return StoreArchiveView(await open_archive(paths))
+        # A reader: never creates anything, takes no writer lock, runs next to the archiver.
+        return StoreArchiveView(await open_archive(paths, role="reader"))
     except ArchiveError as exc:
         raise ArchiveUnavailable(f"the archive in {paths.root} cannot be opened: {exc}") from exc

@@ -6,6 +6,7 @@ The bridge listens before Synapse starts, so the homeserver never marks the ledg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,16 @@ class MatrixUser:
 
     async def text(self, room_id: str, body: str) -> tuple[int, dict[str, Any]]:
         return await self.send(room_id, {"msgtype": "m.text", "body": body})
+
+    async def text_when_archived(self, room_id: str, body: str) -> str:
+        """Send a text, retrying while enforce mode refuses it (the archiver is joining)."""
+        for _ in range(60):
+            status, data = await self.text(room_id, body)
+            if status == 200:
+                return str(data["event_id"])
+            assert status == 403, data
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the archiver never joined {room_id}")
 
     async def membership(self, room_id: str, user_id: str) -> str | None:
         status, data = await self.call("GET", f"/rooms/{room_id}/state/m.room.member/{user_id}")

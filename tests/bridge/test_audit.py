@@ -15,22 +15,11 @@ import pytest
 from archiver_bot.archive import ArchivePaths, EventRecord, open_archive
 from server_bridge.appservice.audit import RoomAudit, StoreArchiveView, run_audit
 from server_bridge.appservice.transactions import LedgerRow
-from tests.bridge.conftest import MatrixUser, Stack
+from tests.bridge.conftest import Stack
 from tests.e2e_client import E2EUser, wait_for
 from tests.helpers import processes_mentioning
 
 MESSAGES = ("m.room.message", "m.room.encrypted")
-
-
-async def send_when_archived(user: MatrixUser, room_id: str, body: str) -> str:
-    """Send a text, retrying while enforce mode still refuses it (archiver joining)."""
-    for _ in range(60):
-        status, data = await user.text(room_id, body)
-        if status == 200:
-            return str(data["event_id"])
-        assert status == 403, data
-        await asyncio.sleep(0.05)
-    raise AssertionError("the archiver never joined")
 
 
 async def ledger_rows(stack: Stack, room_id: str, wanted: set[str]) -> list[LedgerRow]:
@@ -74,7 +63,7 @@ async def test_deleting_archive_rows_makes_the_audit_report_exactly_those(
     whole pipeline with the real archiver bot."""
     minister = await stack.user("minister")
     room_id = await minister.create_room(name="Ministerraad")
-    sent = [await send_when_archived(minister, room_id, f"punt {n}") for n in range(5)]
+    sent = [await minister.text_when_archived(room_id, f"punt {n}") for n in range(5)]
     rows = await ledger_rows(stack, room_id, set(sent))
 
     paths = ArchivePaths.for_data_dir(tmp_path)
