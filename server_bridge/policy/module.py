@@ -137,18 +137,21 @@ class ArchiverPolicy:
         room_id = event.room_id
         if etype in MESSAGE_TYPES:
             if self.key_officials_in(state) and not self._archiver_joined(state):
+                # Let the sender's retry succeed: bring the archiver in right away.
+                self._api.run_as_background_process(
+                    "rijkschat_archiver_ensure", self.ensure, room_id
+                )
                 self._refuse(
                     room_id, event.sender, f"{etype} before the archiver joined", NOT_YET_ARCHIVED
                 )
         elif etype == MEMBER and event.get_state_key() == self._config.archiver:
             membership = event.content.get("membership")
             officials = self.key_officials_in(state)
-            if membership in ("leave", "ban") and officials:
-                previous = _membership(state, self._config.archiver)
-                if previous in ("join", "invite"):
-                    self._refuse(
-                        room_id, event.sender, f"archiver {membership}", ARCHIVER_MUST_STAY
-                    )
+            previous = _membership(state, self._config.archiver)
+            if officials and (
+                membership == "ban" or (membership == "leave" and previous in PRESENT)
+            ):
+                self._refuse(room_id, event.sender, f"archiver {membership}", ARCHIVER_MUST_STAY)
             elif membership in PRESENT and not officials:
                 self._refuse(
                     room_id,

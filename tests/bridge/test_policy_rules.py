@@ -33,8 +33,14 @@ class FakeEvent:
 
 
 class FakeApi:
+    def __init__(self) -> None:
+        self.background: list[str] = []
+
     def register_third_party_rules_callbacks(self, **_: Any) -> None:
         pass
+
+    def run_as_background_process(self, desc: str, func: Any, *args: Any) -> None:
+        self.background.append(desc)
 
     def should_run_background_tasks(self) -> bool:
         return False
@@ -57,6 +63,7 @@ def policy(mode: str) -> ArchiverPolicy:
 
 MESSAGE = FakeEvent("m.room.message", AMB, {"msgtype": "m.text", "body": "x"})
 KICK = FakeEvent("m.room.member", MINISTER, {"membership": "leave"}, ARCHIVER)
+BAN = FakeEvent("m.room.member", MINISTER, {"membership": "ban"}, ARCHIVER)
 
 
 async def test_enforce_mode_refuses_and_monitor_mode_only_logs(
@@ -104,3 +111,16 @@ def test_the_generated_config_round_trips() -> None:
     config = PolicyConfig.from_dict({"key_officials": [MINISTER], "archiver": ARCHIVER})
     assert PolicyConfig.from_dict(config.to_dict()) == config
     assert config.enforce
+
+
+async def test_the_archiver_cannot_be_banned_before_it_arrives_and_a_refusal_fetches_it() -> None:
+    p = policy("enforce")
+    no_archiver_yet = state(member(MINISTER, "join"), member(AMB, "join"))
+    with pytest.raises(SynapseError):
+        await p.check_event_allowed(BAN, no_archiver_yet)  # type: ignore[arg-type]
+    api: FakeApi = p._api  # type: ignore[assignment]
+    with pytest.raises(SynapseError):
+        await p.check_event_allowed(MESSAGE, no_archiver_yet)  # type: ignore[arg-type]
+    assert api.background == ["rijkschat_archiver_ensure"]
+    # Without a key official the archiver may be banned (and never brought in).
+    assert await p.check_event_allowed(BAN, state(member(AMB, "join"))) == (True, None)  # type: ignore[arg-type]
