@@ -3,6 +3,7 @@ plaintext, on SQLite and PostgreSQL. This package's names below are its whole pu
 ``server_bridge`` and the bot use nothing else."""
 
 from .errors import (
+    ArchiveBusyError,
     ArchiveError,
     ArchiveIntegrityError,
     ArchiveKeyError,
@@ -30,7 +31,7 @@ from .models import (
     StoredEvent,
     VerifyReport,
 )
-from .store import Archive, open_archive, verify_archive
+from .store import Archive, Role, open_archive, verify_archive
 from .validate import MAX_CONTENT_BYTES
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "AccessEntry",
     "Actor",
     "Archive",
+    "ArchiveBusyError",
     "ArchiveError",
     "ArchiveIntegrityError",
     "ArchiveKeyError",
@@ -55,6 +57,7 @@ __all__ = [
     "InvalidEventError",
     "KeyProvider",
     "LegalHoldError",
+    "Role",
     "RoomSummary",
     "RoomVerification",
     "SearchHit",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import chain
@@ -37,6 +37,8 @@ async def record_access(
     body = dump_json({"purpose": actor.purpose, **details})
 
     async def operation(conn: AsyncConnection) -> None:
+        if ctx.is_postgres:
+            await conn.execute(text("LOCK TABLE archive_access_log IN SHARE ROW EXCLUSIVE MODE"))
         head = (
             await conn.execute(
                 select(access_log.c.seq, access_log.c.hash)

@@ -43,46 +43,45 @@ class Batch:
         max_pk = (await conn.execute(select(func.max(records.c.pk)))).scalar()
         return cls(ctx, conn, int(max_pk or 0) + 1)
 
+    async def prefetch(self, room_ids: set[str]) -> None:
+        """Load the chain heads of these rooms from the database (never from a cache: another
+        process may have appended since, under the same database lock)."""
+        wanted = [r for r in room_ids if r not in self.rooms]
+        for start in range(0, len(wanted), 500):
+            result = await self.conn.execute(
+                select(rooms).where(rooms.c.room_id.in_(wanted[start : start + 500]))
+            )
+            for row in result:
+                self.rooms[row.room_id] = _state(row)
+
     async def room(self, room_id: str, *, create: bool = True) -> RoomState | None:
         state = self.rooms.get(room_id)
         if state is not None:
             return state
-        cached = self.ctx.rooms.get(room_id)
-        if cached is not None:
-            state = cached.copy()
+        row = (await self.conn.execute(select(rooms).where(rooms.c.room_id == room_id))).first()
+        if row is not None:
+            state = _state(row)
+        elif not create:
+            return None
         else:
-            row = (await self.conn.execute(select(rooms).where(rooms.c.room_id == room_id))).first()
-            if row is not None:
-                state = RoomState(
-                    pk=row.pk,
-                    room_id=room_id,
-                    head_seq=row.head_seq,
-                    head_hash=row.head_hash,
-                    retention=row.retention,
-                    retention_explicit=row.retention_explicit,
-                    legal_hold=row.legal_hold,
-                )
-            elif not create:
-                return None
-            else:
-                retention = self.ctx.settings.default_retention
-                head = chain.genesis(room_id)
-                pk = (
-                    await self.conn.execute(
-                        insert(rooms)
-                        .values(
-                            room_id=room_id,
-                            created_ts=self.now,
-                            retention=retention,
-                            retention_explicit=False,
-                            legal_hold=False,
-                            head_seq=0,
-                            head_hash=head,
-                        )
-                        .returning(rooms.c.pk)
+            retention = self.ctx.settings.default_retention
+            head = chain.genesis(room_id)
+            pk = (
+                await self.conn.execute(
+                    insert(rooms)
+                    .values(
+                        room_id=room_id,
+                        created_ts=self.now,
+                        retention=retention,
+                        retention_explicit=False,
+                        legal_hold=False,
+                        head_seq=0,
+                        head_hash=head,
                     )
-                ).scalar_one()
-                state = RoomState(pk, room_id, 0, head, retention, False, False)
+                    .returning(rooms.c.pk)
+                )
+            ).scalar_one()
+            state = RoomState(pk, room_id, 0, head, retention, False, False)
         self.rooms[room_id] = state
         return state
 
@@ -90,16 +89,16 @@ class Batch:
         key = (state.pk, epoch)
         if key in self.deks:
             return self.deks[key]
-        if key in self.ctx.deks:
-            return self.ctx.deks[key]
         row = (
             await self.conn.execute(
-                select(data_keys.c.pk).where(
+                select(data_keys.c.pk, data_keys.c.wrapped).where(
                     data_keys.c.room_pk == state.pk, data_keys.c.epoch == epoch
                 )
             )
         ).first()
-        if row is not None:
+        if row is not None and row.wrapped is None:
+            aead = None  # destroyed, possibly by another process
+        elif row is not None:
             aead = await self.ctx.dek(self.conn, state.pk, epoch)
         elif not create:
             aead = None
@@ -204,6 +203,18 @@ class Batch:
             self.ctx.room_ids[state.pk] = room_id
         self.ctx.deks.update(self.deks)
         self.ctx.since_checkpoint += len(self.records)
+
+
+def _state(row: Any) -> RoomState:
+    return RoomState(
+        pk=row.pk,
+        room_id=row.room_id,
+        head_seq=row.head_seq,
+        head_hash=row.head_hash,
+        retention=row.retention,
+        retention_explicit=row.retention_explicit,
+        legal_hold=row.legal_hold,
+    )
 
 
 def _marker(paramstyle: str, position: int) -> str:

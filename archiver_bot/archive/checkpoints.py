@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .chain import canonical_json
@@ -26,6 +26,8 @@ def checkpoint_link(payload: bytes, signature: bytes) -> str:
 
 
 async def write_checkpoint(ctx: StoreContext, conn: AsyncConnection, reason: str) -> int:
+    if ctx.is_postgres:
+        await conn.execute(text("LOCK TABLE archive_checkpoints IN SHARE ROW EXCLUSIVE MODE"))
     last = (
         await conn.execute(
             select(checkpoints.c.seq, checkpoints.c.payload, checkpoints.c.signature)
@@ -86,3 +88,13 @@ async def maybe_checkpoint(ctx: StoreContext) -> None:
     due_by_time = time.monotonic() - ctx.last_checkpoint >= ctx.settings.checkpoint_interval
     if due_by_count or due_by_time:
         await checkpoint(ctx, "interval")
+
+
+async def reopen_after_close(ctx: StoreContext, conn: AsyncConnection) -> None:
+    """A reader process writing (access log, legal hold) while the writer is stopped signs
+    a checkpoint at once, so the writer's closing checkpoint stays the truth up to there."""
+    last = (
+        await conn.execute(select(checkpoints.c.reason).order_by(checkpoints.c.seq.desc()).limit(1))
+    ).scalar_one_or_none()
+    if last == "close":
+        await write_checkpoint(ctx, conn, "reader")

@@ -76,6 +76,8 @@ class StoreContext:
         self.write_lock = asyncio.Lock()
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
+        #: run inside every write transaction, after the operation (set by the store)
+        self.after_write: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -88,7 +90,10 @@ class StoreContext:
             async with self.engine.connect() as raw:
                 conn = await raw.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
                 async with conn.begin():
-                    return await operation(conn)
+                    result = await operation(conn)
+                    if self.after_write is not None:
+                        await self.after_write(conn)
+                    return result
 
         async with self.write_lock:
             return await with_retry(

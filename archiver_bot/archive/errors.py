@@ -9,6 +9,7 @@ Hierarchy::
     ├── ArchiveUnavailableError       the database stayed locked/unreachable after retries
     │   └── ArchiveStorageFullError   the database or disk is full
     ├── ArchiveIntegrityError         stored content does not authenticate (altered or moved)
+    ├── ArchiveBusyError              another process already writes to this archive
     ├── LegalHoldError                destruction refused because of a legal hold
     └── ContentDestroyedError         content was crypto-shredded and is gone for good
 """
@@ -55,3 +56,7 @@ class ContentDestroyedError(ArchiveError):
 
 class ArchiveIntegrityError(ArchiveError):
     """A ciphertext does not belong to the row it sits in (moved, swapped or altered)."""
+
+
+class ArchiveBusyError(ArchiveError):
+    """Another archiver process already holds this archive's writer lock."""

@@ -7,17 +7,17 @@ import logging
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import audit, kv, reader, retention, writer
-from .checkpoints import checkpoint
+from .checkpoints import checkpoint, reopen_after_close
 from .context import Settings, StoreContext
 from .engine import make_engine, migrate
-from .errors import ArchiveIntegrityError, ArchiveKeyError
+from .errors import ArchiveError, ArchiveIntegrityError, ArchiveKeyError
 from .keys import (
     FileKeyProvider,
     KeyProvider,
@@ -27,6 +27,7 @@ from .keys import (
     new_dek,
     public_pem,
 )
+from .lock import WriterLock
 from .models import (
     AccessEntry,
     Actor,
@@ -46,14 +47,22 @@ from .verify import verify as verify_chains
 
 log = logging.getLogger(__name__)
 
+Role = Literal["writer", "reader"]
+
 
 class Archive:
     """An open archive. Writes are serialised and each is one transaction; every read
     API call takes an :class:`Actor` and is recorded in the access log first."""
 
-    def __init__(self, ctx: StoreContext) -> None:
+    def __init__(self, ctx: StoreContext, role: Role, lock: WriterLock | None) -> None:
         self._ctx = ctx
+        self._role = role
+        self._lock = lock
         self._closed = False
+
+    @property
+    def role(self) -> Role:
+        return self._role
 
     @property
     def engine(self) -> AsyncEngine:
@@ -229,14 +238,22 @@ class Archive:
         return await checkpoint(self._ctx, reason)
 
     async def close(self) -> None:
-        """Write the closing signed checkpoint and release the database."""
+        """Write the closing signed checkpoint (a reader: one over what it appended) and
+        release the database and the writer lock."""
         if self._closed:
             return
         self._closed = True
         try:
-            await checkpoint(self._ctx, "close")
+            if self._role == "writer":
+                await checkpoint(self._ctx, "close")
+            elif self._ctx.since_checkpoint:
+                await checkpoint(self._ctx, "reader")
         finally:
-            await self._ctx.engine.dispose()
+            try:
+                if self._lock is not None:
+                    await self._lock.release()
+            finally:
+                await self._ctx.engine.dispose()
 
     async def __aenter__(self) -> Archive:
         return self
@@ -271,21 +288,38 @@ async def open_archive(
     checkpoint_every: int = 10_000,
     checkpoint_interval: float = 60.0,
     busy_timeout_ms: int = 5000,
+    role: Role = "writer",
 ) -> Archive:
-    """Open (creating on first start) the archive: migrate the schema, load or create the
-    keys, and write an opening checkpoint. A missing or wrong key-encryption key or signing
-    key for an archive that already holds data raises :class:`ArchiveKeyError`."""
+    """Open the archive: migrate the schema, load the keys, check and sign.
+
+    ``role="writer"`` (the archiver bot) creates the archive and its keys on first start,
+    takes the single-writer lock (:class:`ArchiveBusyError` if another process holds it),
+    refuses to start when the database changed since its closing checkpoint, and writes
+    signed checkpoints on open and close. ``role="reader"`` (``server_bridge``: review,
+    audit) never creates anything and may run next to the writer; its reads are
+    access-logged as always. A missing or wrong key-encryption key or signing key for an
+    archive that holds data raises :class:`ArchiveKeyError`."""
+    if role not in ("writer", "reader"):
+        raise ArchiveError(f"unknown archive role {role!r}")
     retention.retention_years(default_retention)
-    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = database_url or paths.default_database_url
+    if role == "reader" and database_url is None and not paths.database.exists():
+        raise ArchiveError(f"no archive at {paths.database}")
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+    lock: WriterLock | None = None
     try:
+        if role == "writer":
+            lock = WriterLock(paths.root / "writer.lock")
+            await lock.acquire(engine)
         await migrate(engine)
         async with engine.connect() as conn:
             existing = await kv.get(conn, "meta_key") is not None
             has_checkpoints = (
                 await conn.execute(select(func.count()).select_from(checkpoints))
             ).scalar_one() > 0
+        if role == "reader" and not existing:
+            raise ArchiveError("the database holds no archive yet (the archiver never ran)")
         provider = key_provider or FileKeyProvider(paths.kek, paths.keyring, create=not existing)
         signer = Signer(paths.signing_key, create=not has_checkpoints)
         async with engine.begin() as conn:
@@ -321,8 +355,10 @@ async def open_archive(
                 lock_timeout_ms=busy_timeout_ms,
             ),
         )
-        async with engine.connect() as conn:
-            changed = await changes_since_close(conn, signer.public_key)
+        changed: list[str] = []
+        if role == "writer":
+            async with engine.connect() as conn:
+                changed = await changes_since_close(conn, signer.public_key)
         if changed:
             log.critical("archive database changed while closed: %s", "; ".join(changed))
             raise ArchiveIntegrityError(
@@ -330,13 +366,22 @@ async def open_archive(
                 + "; ".join(changed)
                 + "); refusing to sign over it. Run `rijkschat-archiver verify`."
             )
-        await retention.sweep_destroyed_keys(ctx)
-        await checkpoint(ctx, "open")
+        if role == "writer":
+            await retention.sweep_destroyed_keys(ctx)
+            await checkpoint(ctx, "open")
+        else:
+
+            async def _after_write(conn: AsyncConnection) -> None:
+                await reopen_after_close(ctx, conn)
+
+            ctx.after_write = _after_write
     except BaseException:
+        if lock is not None:
+            await lock.release()
         await engine.dispose()
         raise
-    log.info("archive opened (%s)", engine.dialect.name)
-    return Archive(ctx)
+    log.info("archive opened as %s (%s)", role, engine.dialect.name)
+    return Archive(ctx, role, lock)
 
 
 async def verify_archive(

@@ -86,6 +86,9 @@ async def ingest(
     ) -> tuple[Batch, int, list[tuple[str, str]]]:
         work = await Batch.start(ctx, conn)
         existing = await _existing_uids(conn, [p.record.event_id for p in prepared])
+        await work.prefetch(
+            {p.record.room_id for p in prepared if p.record.event_id not in existing}
+        )
         inserted = 0
         refused: list[tuple[str, str]] = []
         sender_tags: dict[str, int] = {}
