@@ -96,6 +96,11 @@ async def test_a_forged_transaction_gets_403_and_changes_nothing(
     async with stack.session.put(url, json={"events": [event(3)]}) as resp:
         assert resp.status == 403
     assert await counts(stack) == before
+    # Neither token ever reaches the homeserver's log.
+    log = (stack.settings.homeserver_dir / "homeserver.log").read_text(errors="replace")
+    registration = (BridgePaths.for_data_dir(stack.settings.data_dir).tokens).read_text()
+    for token in json.loads(registration).values():
+        assert token not in log
 
 
 async def test_a_transaction_is_recorded_once_even_across_restarts(stack: Stack) -> None:
