@@ -52,6 +52,7 @@ def _cmd_up(args: argparse.Namespace) -> None:
         server_name=args.server_name,
         homeserver_port=args.homeserver_port,
         bridge_port=args.bridge_port,
+        archiver_metrics_port=args.metrics_port,
     )
     _run_until_signal(up(settings, roster, args.startup_timeout, args.archiving_mode))
 
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     up_p.add_argument("--server-name", default=DEFAULT_SERVER_NAME)
     up_p.add_argument("--homeserver-port", type=int, default=DEFAULT_HOMESERVER_PORT)
     up_p.add_argument("--bridge-port", type=int, default=DEFAULT_BRIDGE_PORT)
+    up_p.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="the archiver's Prometheus port (default: bridge port + 1)",
+    )
     up_p.add_argument("--roster", type=Path, default=None, help="roster TOML (default: demo)")
     up_p.add_argument(
         "--startup-timeout",

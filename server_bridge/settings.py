@@ -23,10 +23,16 @@ class Settings:
     homeserver_port: int = DEFAULT_HOMESERVER_PORT
     bridge_port: int = DEFAULT_BRIDGE_PORT
     bind_host: str = "127.0.0.1"
+    archiver_metrics_port: int | None = None  # default: the bridge port + 1
 
     @property
     def homeserver_url(self) -> str:
         return f"http://{self.bind_host}:{self.homeserver_port}"
+
+    @property
+    def metrics_port(self) -> int:
+        """The archiver's Prometheus endpoint (loopback, bearer token)."""
+        return self.archiver_metrics_port or self.bridge_port + 1
 
     @property
     def bridge_url(self) -> str:
@@ -58,6 +64,7 @@ class Settings:
         """Record the instance's non-secret settings so that other commands find them."""
         data = asdict(self)
         data["data_dir"] = str(self.data_dir)
+        data["archiver_metrics_port"] = self.metrics_port
         self.instance_file.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
 
     @classmethod
@@ -78,4 +85,5 @@ class Settings:
             homeserver_port=int(data["homeserver_port"]),
             bridge_port=int(data["bridge_port"]),
             bind_host=str(data.get("bind_host", "127.0.0.1")),
+            archiver_metrics_port=data.get("archiver_metrics_port"),
         )

@@ -166,6 +166,7 @@ async def up(
         raise PortInUseError("--homeserver-port and --bridge-port must differ")
     check_port_free(settings.bind_host, settings.homeserver_port, "homeserver")
     check_port_free(settings.bind_host, settings.bridge_port, "bridge")
+    check_port_free(settings.bind_host, settings.metrics_port, "archiver-metrics")
     check_instance(settings)
     settings.save()
     archiving = archiving_setup(settings, roster, archiving_mode)

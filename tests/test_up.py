@@ -58,6 +58,8 @@ def start_up(data_dir: Path, *extra: str, out_name: str = "up.out") -> Pilot:
             str(hs_port),
             "--bridge-port",
             str(bridge_port),
+            "--metrics-port",
+            str(free_port()),
             *extra,
         ],
         stdout=fh,
@@ -133,6 +135,14 @@ def test_up_runs_the_pilot_and_stops_cleanly_and_restarts(data_dir: Path) -> Non
         assert {"user_id", "password", "role", "display_name"} <= set(user)
         resp = login(pilot.homeserver, user["user_id"], user["password"])
         assert resp.status_code == 200, (user["user_id"], resp.text)
+    # The archiver's metrics: loopback, behind the token in its data dir.
+    port = json.loads((data_dir / "rijkschat.json").read_text())["archiver_metrics_port"]
+    token = (data_dir / "archiver" / "metrics.token").read_text().strip()
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    assert httpx.get(metrics_url, timeout=5).status_code == 401
+    resp = httpx.get(metrics_url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert resp.status_code == 200
+    assert "rijkschat_archiver_syncs_total" in resp.text
     assert "rijkschat login" in pilot.text()
     assert str(creds_file) in pilot.text()
 

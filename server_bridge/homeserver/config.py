@@ -158,6 +158,8 @@ loggers:
     level: WARNING
   twisted:
     level: WARNING
+  synapse.logging.context:   # module callbacks make it warn about finished log contexts
+    level: ERROR
 root:
   level: INFO
   handlers: [file, console]

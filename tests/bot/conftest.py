@@ -31,8 +31,14 @@ class ArchiverProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         fh = self.log.open("a")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "archiver_bot", "run", "--data-dir", str(self.data_dir),
-            stdout=fh, stderr=fh,
+            sys.executable,
+            "-m",
+            "archiver_bot",
+            "run",
+            "--data-dir",
+            str(self.data_dir),
+            stdout=fh,
+            stderr=fh,
         )
         fh.close()
         started = time.time()
@@ -44,8 +50,11 @@ class ArchiverProcess:
                 status = json.loads((self.data_dir / "archiver" / "status.json").read_text())
             except (OSError, ValueError):
                 return False
-            return bool(status.get("state") == "syncing" and status.get("pid") == self.proc.pid
-                        and status.get("last_sync_at", 0) >= started)
+            return bool(
+                status.get("state") == "syncing"
+                and status.get("pid") == self.proc.pid
+                and status.get("last_sync_at", 0) >= started
+            )
 
         await wait_for(syncing, timeout=60)
 
@@ -68,7 +77,7 @@ async def archiver(homeserver: RunningHomeserver) -> AsyncIterator[ArchiverProce
 
 
 async def room_events(data_dir: Path, room_id: str) -> list[StoredEvent]:
-    archive = await open_archive(ArchivePaths.for_data_dir(data_dir))
+    archive = await open_archive(ArchivePaths.for_data_dir(data_dir), role="reader")
     try:
         out: list[StoredEvent] = []
         token = None
@@ -84,8 +93,9 @@ async def room_events(data_dir: Path, room_id: str) -> list[StoredEvent]:
         await archive.close()
 
 
-async def wait_archived(data_dir: Path, room_id: str, predicate: Any,
-                        timeout: float = 30) -> list[StoredEvent]:
+async def wait_archived(
+    data_dir: Path, room_id: str, predicate: Any, timeout: float = 30
+) -> list[StoredEvent]:
     async def check() -> list[StoredEvent] | None:
         events = await room_events(data_dir, room_id)
         return events if predicate(events) else None
@@ -105,5 +115,8 @@ async def users(homeserver: RunningHomeserver, tmp_path: Path) -> AsyncIterator[
 
 
 def texts(events: list[StoredEvent]) -> list[str]:
-    return [str((e.content or {}).get("body")) for e in events
-            if e.type == "m.room.message" and e.content]
+    return [
+        str((e.content or {}).get("body"))
+        for e in events
+        if e.type == "m.room.message" and e.content
+    ]

@@ -25,8 +25,9 @@ def archiver_id(hs: RunningHomeserver) -> str:
     return hs.user_id("rijksarchief")
 
 
-async def archived_room(hs: RunningHomeserver, owner: E2EUser, others: list[E2EUser],
-                        name: str) -> str:
+async def archived_room(
+    hs: RunningHomeserver, owner: E2EUser, others: list[E2EUser], name: str
+) -> str:
     """A key official's encrypted room with the archiver in it, ready for messages."""
     room_id = await owner.create_room(name, invite=[u.user_id for u in others])
     for user in others:
@@ -53,7 +54,8 @@ async def test_every_message_kind_arrives_decrypted(
     sent["notice"] = await amb.send(room_id, {"msgtype": "m.notice", "body": "Agenda bijgewerkt"})
     sent["emote"] = await amb.send(room_id, {"msgtype": "m.emote", "body": "knikt instemmend"})
     sent["location"] = await minister.send(
-        room_id, {"msgtype": "m.location", "body": "Binnenhof", "geo_uri": "geo:52.08,4.31"})
+        room_id, {"msgtype": "m.location", "body": "Binnenhof", "geo_uri": "geo:52.08,4.31"}
+    )
     pdf = os.urandom(20_000)
     png = b"\x89PNG\r\n\x1a\n" + os.urandom(5_000)
     ogg, mp4 = os.urandom(3_000), os.urandom(4_000)
@@ -62,8 +64,11 @@ async def test_every_message_kind_arrives_decrypted(
     sent["audio"] = await minister.send_file(room_id, ogg, "memo.ogg", "audio/ogg", "m.audio")
     sent["video"] = await amb.send_file(room_id, mp4, "clip.mp4", "video/mp4", "m.video")
 
-    events = await wait_archived(homeserver.settings.data_dir, room_id,
-                                 lambda evs: set(sent.values()) <= {e.event_id for e in evs})
+    events = await wait_archived(
+        homeserver.settings.data_dir,
+        room_id,
+        lambda evs: set(sent.values()) <= {e.event_id for e in evs},
+    )
     by_id = {e.event_id: e for e in events}
     assert by_id[sent["text"]].content["body"] == text
     assert by_id[sent["text"]].decryption == "decrypted"
@@ -78,15 +83,22 @@ async def test_every_message_kind_arrives_decrypted(
     types = {e.type for e in events}
     assert {"m.room.create", "m.room.member", "m.room.encryption", "m.room.name"} <= types
     # The archiver announced itself exactly once.
-    notices = [e for e in events if e.sender == archiver_id(homeserver)
-               and e.type == "m.room.message"]
+    notices = [
+        e for e in events if e.sender == archiver_id(homeserver) and e.type == "m.room.message"
+    ]
     assert len(notices) == 1
     assert "gearchiveerd" in notices[0].content["body"]
 
-    archive = await open_archive(ArchivePaths.for_data_dir(homeserver.settings.data_dir))
+    archive = await open_archive(
+        ArchivePaths.for_data_dir(homeserver.settings.data_dir), role="reader"
+    )
     try:
-        for kind, data, name in (("file", pdf, "nota.pdf"), ("image", png, "foto.png"),
-                                 ("audio", ogg, "memo.ogg"), ("video", mp4, "clip.mp4")):
+        for kind, data, name in (
+            ("file", pdf, "nota.pdf"),
+            ("image", png, "foto.png"),
+            ("audio", ogg, "memo.ogg"),
+            ("video", mp4, "clip.mp4"),
+        ):
             got = await archive.get_attachment(TEST_ACTOR, sent[kind])
             assert got[0] == data, kind
             assert got[1] == name
@@ -100,27 +112,49 @@ async def test_edits_reactions_replies_threads_and_redactions(
     minister, amb = users["minister"], users["ambtenaar2"]
     room_id = await archived_room(homeserver, minister, [amb], "Relaties")
     original = await amb.send_text(room_id, "Eerste versie van de nota")
-    edit = await amb.send(room_id, {
-        "msgtype": "m.text", "body": "* Tweede versie van de nota",
-        "m.new_content": {"msgtype": "m.text", "body": "Tweede versie van de nota"},
-        "m.relates_to": {"rel_type": "m.replace", "event_id": original}})
+    edit = await amb.send(
+        room_id,
+        {
+            "msgtype": "m.text",
+            "body": "* Tweede versie van de nota",
+            "m.new_content": {"msgtype": "m.text", "body": "Tweede versie van de nota"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+        },
+    )
     reaction = await minister.send(
-        room_id, {"m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "👍"}},
-        event_type="m.reaction")
-    reply = await minister.send(room_id, {
-        "msgtype": "m.text", "body": "Akkoord",
-        "m.relates_to": {"m.in_reply_to": {"event_id": original}}})
-    thread = await amb.send(room_id, {
-        "msgtype": "m.text", "body": "In de draad",
-        "m.relates_to": {"rel_type": "m.thread", "event_id": original, "is_falling_back": True,
-                         "m.in_reply_to": {"event_id": original}}})
+        room_id,
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "👍"}},
+        event_type="m.reaction",
+    )
+    reply = await minister.send(
+        room_id,
+        {
+            "msgtype": "m.text",
+            "body": "Akkoord",
+            "m.relates_to": {"m.in_reply_to": {"event_id": original}},
+        },
+    )
+    thread = await amb.send(
+        room_id,
+        {
+            "msgtype": "m.text",
+            "body": "In de draad",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": original,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": original},
+            },
+        },
+    )
     secret = await amb.send_text(room_id, "Dit had ik niet moeten sturen")
     redaction = await amb.client.room_redact(room_id, secret, reason="vergissing")
     redaction_id = redaction.event_id  # type: ignore[union-attr]
 
     wanted = {original, edit, reaction, reply, thread, secret, redaction_id}
-    events = await wait_archived(homeserver.settings.data_dir, room_id,
-                                 lambda evs: wanted <= {e.event_id for e in evs})
+    events = await wait_archived(
+        homeserver.settings.data_dir, room_id, lambda evs: wanted <= {e.event_id for e in evs}
+    )
     by_id = {e.event_id: e for e in events}
     assert by_id[edit].relates_to["rel_type"] == "m.replace"
     assert edit in by_id[original].edits
@@ -150,12 +184,17 @@ async def test_a_key_that_arrives_late_ends_decrypted(
         await client.keys_claim(client.get_users_for_key_claiming())
     await client.share_group_session(room_id, ignore_unverified_devices=True)
     session = client.olm.outbound_group_sessions[room_id]
-    key_content = {"algorithm": "m.megolm.v1.aes-sha2", "room_id": room_id,
-                   "session_id": session.id, "session_key": session.session_key}
+    key_content = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "room_id": room_id,
+        "session_id": session.id,
+        "session_key": session.session_key,
+    }
     late = await minister.send_text(room_id, "Vertrouwelijk: de sleutel komt later")
 
-    events = await wait_archived(homeserver.settings.data_dir, room_id,
-                                 lambda evs: late in {e.event_id for e in evs})
+    events = await wait_archived(
+        homeserver.settings.data_dir, room_id, lambda evs: late in {e.event_id for e in evs}
+    )
     stored = next(e for e in events if e.event_id == late)
     assert stored.decryption == "undecryptable"
     assert stored.session_id == session.id
@@ -167,8 +206,7 @@ async def test_a_key_that_arrives_late_ends_decrypted(
         olm_session = client.olm.session_store.get(device.curve25519)
     assert olm_session is not None
     payload = client.olm._olm_encrypt(olm_session, device, "m.room_key", key_content)
-    await client.to_device(ToDeviceMessage("m.room.encrypted", device.user_id, device.id,
-                                           payload))
+    await client.to_device(ToDeviceMessage("m.room.encrypted", device.user_id, device.id, payload))
 
     def decrypted(evs: list[Any]) -> bool:
         return any(e.event_id == late and e.decryption == "decrypted" for e in evs)
@@ -191,11 +229,15 @@ async def test_room_without_key_official_is_left_and_not_stored(
     async def archiver_left() -> bool:
         await a1.sync()
         room = a1.client.rooms[room_id]
-        return archiver_id(homeserver) not in room.users and \
-            archiver_id(homeserver) not in room.invited_users
+        return (
+            archiver_id(homeserver) not in room.users
+            and archiver_id(homeserver) not in room.invited_users
+        )
 
     await wait_for(archiver_left, timeout=30)
-    archive = await open_archive(ArchivePaths.for_data_dir(homeserver.settings.data_dir))
+    archive = await open_archive(
+        ArchivePaths.for_data_dir(homeserver.settings.data_dir), role="reader"
+    )
     try:
         rooms = {r.room_id: r for r in await archive.list_rooms(TEST_ACTOR)}
         events = []
@@ -213,8 +255,7 @@ def _verify(key_b64: str, obj: dict[str, Any], sig_b64: str) -> bool:
         return base64.b64decode(s + "=" * (-len(s) % 4))
 
     unsigned = {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
-    data = json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    data = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     try:
         Ed25519PublicKey.from_public_bytes(dec(key_b64)).verify(dec(sig_b64), data)
     except InvalidSignature:
@@ -228,14 +269,15 @@ async def cross_signed_devices(user: E2EUser, user_id: str) -> set[str]:
     resp = await user.client.client_session.post(  # type: ignore[union-attr]
         f"{user.hs.url}/_matrix/client/v3/keys/query",
         json={"device_keys": {user_id: []}},
-        headers={"Authorization": f"Bearer {user.client.access_token}"})
+        headers={"Authorization": f"Bearer {user.client.access_token}"},
+    )
     data = await resp.json()
     master = data.get("master_keys", {}).get(user_id)
     ssk = data.get("self_signing_keys", {}).get(user_id)
     if not master or not ssk:
         return set()
-    (master_id, master_key), = master["keys"].items()
-    (ssk_id, ssk_key), = ssk["keys"].items()
+    ((master_id, master_key),) = master["keys"].items()
+    ((ssk_id, ssk_key),) = ssk["keys"].items()
     if not _verify(master_key, ssk, ssk["signatures"][user_id][master_id]):
         return set()
     out = set()
@@ -264,8 +306,9 @@ async def test_sender_that_encrypts_only_to_cross_signed_devices(
             else:
                 sg.client.blacklist_device(device)
     event_id = await sg.send_text(room_id, "Alleen voor kruisgetekende apparaten")
-    events = await wait_archived(homeserver.settings.data_dir, room_id,
-                                 lambda evs: event_id in {e.event_id for e in evs})
+    events = await wait_archived(
+        homeserver.settings.data_dir, room_id, lambda evs: event_id in {e.event_id for e in evs}
+    )
     stored = next(e for e in events if e.event_id == event_id)
     assert stored.decryption == "decrypted"
     assert stored.content["body"] == "Alleen voor kruisgetekende apparaten"
@@ -274,4 +317,3 @@ async def test_sender_that_encrypts_only_to_cross_signed_devices(
     timeline = {e.event_id: e for e in resp.rooms.join[room_id].timeline.events}  # type: ignore[union-attr]
     assert isinstance(timeline[event_id], MegolmEvent)
     await second.close()
-

@@ -15,8 +15,10 @@ from tests.helpers import RunningHomeserver
 
 def bodies(events: list[object], prefix: str) -> Counter[str]:
     return Counter(
-        str(e.content["body"]) for e in events  # type: ignore[attr-defined]
-        if e.type == "m.room.message" and e.content  # type: ignore[attr-defined]
+        str(e.content["body"])
+        for e in events  # type: ignore[attr-defined]
+        if e.type == "m.room.message"
+        and e.content  # type: ignore[attr-defined]
         and str(e.content.get("body", "")).startswith(prefix)  # type: ignore[attr-defined]
     )
 
@@ -43,8 +45,10 @@ async def test_killed_archiver_loses_nothing(
     await task
 
     events = await wait_archived(
-        homeserver.settings.data_dir, room_id,
-        lambda evs: len(bodies(evs, "stroombericht")) == total, timeout=120,
+        homeserver.settings.data_dir,
+        room_id,
+        lambda evs: len(bodies(evs, "stroombericht")) == total,
+        timeout=120,
     )
     counts = bodies(events, "stroombericht")
     assert set(counts) == {f"stroombericht {i:03d}" for i in range(total)}
@@ -56,7 +60,9 @@ async def test_killed_archiver_loses_nothing(
 
     await archiver.stop()  # verify sees a quiet archive (and the shutdown checkpoint)
     try:
-        archive = await open_archive(ArchivePaths.for_data_dir(homeserver.settings.data_dir))
+        archive = await open_archive(
+            ArchivePaths.for_data_dir(homeserver.settings.data_dir), role="reader"
+        )
         try:
             report = await archive.verify(room_id)
         finally:
@@ -78,14 +84,22 @@ async def test_messages_sent_while_archiver_is_down_are_backfilled(
         await (minister if i % 3 else sg).send_text(room_id, f"offline {i:03d}")
     await archiver.start()
     events = await wait_archived(
-        homeserver.settings.data_dir, room_id,
-        lambda evs: len(bodies(evs, "offline")) == total, timeout=120,
+        homeserver.settings.data_dir,
+        room_id,
+        lambda evs: len(bodies(evs, "offline")) == total,
+        timeout=120,
     )
     counts = bodies(events, "offline")
     assert set(counts.values()) == {1}
-    assert all(e.decryption == "decrypted" for e in events
-               if e.type == "m.room.message" and str(e.content.get("body")).startswith("offline"))
+    assert all(
+        e.decryption == "decrypted"
+        for e in events
+        if e.type == "m.room.message" and str(e.content.get("body")).startswith("offline")
+    )
     # Timeline order is preserved across the backfilled pages.
-    order = [str(e.content["body"]) for e in events if e.type == "m.room.message"
-             and str(e.content.get("body", "")).startswith("offline")]
+    order = [
+        str(e.content["body"])
+        for e in events
+        if e.type == "m.room.message" and str(e.content.get("body", "")).startswith("offline")
+    ]
     assert order == sorted(order)
