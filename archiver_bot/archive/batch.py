@@ -33,6 +33,10 @@ class Batch:
         self.index_rows: list[dict[str, Any]] = []
         self.attachment_rows: list[dict[str, Any]] = []
         self.room_updates: dict[int, dict[str, Any]] = {}
+        #: (room pk, year) -> the data key exists (True) or was destroyed (False)
+        self.key_known: dict[tuple[int, int], bool] = {}
+        self.keys_prefetched: set[int] = set()
+        self.touched: set[int] = set()
 
     @classmethod
     async def start(cls, ctx: StoreContext, conn: AsyncConnection) -> Batch:
@@ -53,6 +57,16 @@ class Batch:
             )
             for row in result:
                 self.rooms[row.room_id] = _state(row)
+        room_pks = [state.pk for state in self.rooms.values()]
+        for start in range(0, len(room_pks), 500):
+            result = await self.conn.execute(
+                select(data_keys.c.room_pk, data_keys.c.epoch, data_keys.c.wrapped).where(
+                    data_keys.c.room_pk.in_(room_pks[start : start + 500])
+                )
+            )
+            for room_pk, epoch, wrapped in result.tuples():
+                self.key_known[(room_pk, epoch)] = wrapped is not None
+        self.keys_prefetched.update(room_pks)
 
     async def room(self, room_id: str, *, create: bool = True) -> RoomState | None:
         state = self.rooms.get(room_id)
@@ -89,16 +103,20 @@ class Batch:
         key = (state.pk, epoch)
         if key in self.deks:
             return self.deks[key]
-        row = (
-            await self.conn.execute(
-                select(data_keys.c.pk, data_keys.c.wrapped).where(
-                    data_keys.c.room_pk == state.pk, data_keys.c.epoch == epoch
+        if state.pk in self.keys_prefetched:
+            exists = self.key_known.get(key)
+        else:
+            row = (
+                await self.conn.execute(
+                    select(data_keys.c.wrapped).where(
+                        data_keys.c.room_pk == state.pk, data_keys.c.epoch == epoch
+                    )
                 )
-            )
-        ).first()
-        if row is not None and row.wrapped is None:
+            ).first()
+            exists = None if row is None else row.wrapped is not None
+        if exists is False:
             aead = None  # destroyed, possibly by another process
-        elif row is not None:
+        elif exists:
             aead = await self.ctx.dek(self.conn, state.pk, epoch)
         elif not create:
             aead = None
@@ -162,6 +180,11 @@ class Batch:
         }
         new_hash = chain.entry_hash(state.head_hash, state.room_id, chain.record_values(row))
         state.head_seq += 1
+        if kind == "event":
+            state.event_count += 1
+            state.first_ts = ts if state.first_ts is None else min(state.first_ts, ts)
+            state.last_ts = ts if state.last_ts is None else max(state.last_ts, ts)
+        self.touched.add(state.pk)
         row["pk"] = pk
         row["room_pk"] = state.pk
         row["seq"] = state.head_seq
@@ -184,13 +207,28 @@ class Batch:
         if self.attachment_rows:
             await conn.execute(insert(attachments), self.attachment_rows)
         heads = [
-            {"b_pk": s.pk, "b_seq": s.head_seq, "b_hash": s.head_hash} for s in self.rooms.values()
+            {
+                "b_pk": s.pk,
+                "b_seq": s.head_seq,
+                "b_hash": s.head_hash,
+                "b_count": s.event_count,
+                "b_first": s.first_ts,
+                "b_last": s.last_ts,
+            }
+            for s in self.rooms.values()
+            if s.pk in self.touched
         ]
         if heads:
             await conn.execute(
                 update(rooms)
                 .where(rooms.c.pk == bindparam("b_pk"))
-                .values(head_seq=bindparam("b_seq"), head_hash=bindparam("b_hash")),
+                .values(
+                    head_seq=bindparam("b_seq"),
+                    head_hash=bindparam("b_hash"),
+                    event_count=bindparam("b_count"),
+                    first_ts=bindparam("b_first"),
+                    last_ts=bindparam("b_last"),
+                ),
                 heads,
             )
         for pk, values in self.room_updates.items():
@@ -214,6 +252,9 @@ def _state(row: Any) -> RoomState:
         retention=row.retention,
         retention_explicit=row.retention_explicit,
         legal_hold=row.legal_hold,
+        event_count=row.event_count,
+        first_ts=row.first_ts,
+        last_ts=row.last_ts,
     )
 
 

@@ -34,6 +34,9 @@ class RoomState:
     retention: str
     retention_explicit: bool
     legal_hold: bool
+    event_count: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
 
     def copy(self) -> RoomState:
         return replace(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -11,7 +12,7 @@ from typing import Any, Literal, TypeVar
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -43,7 +44,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> AsyncEngine:
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = FULL",
                 "PRAGMA secure_delete = ON",
-                "PRAGMA cache_size = -65536",
+                "PRAGMA cache_size = -131072",
+                "PRAGMA wal_autocheckpoint = 16384",
                 "PRAGMA temp_store = MEMORY",
             ):
                 cursor.execute(pragma)
@@ -55,6 +57,21 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> AsyncEngine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def create_private_sqlite_file(url: str) -> None:
+    """Create a new SQLite database file readable by its owner only (SQLite gives its WAL
+    and shared-memory files the same mode)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return
+    path = Path(parsed.database)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _alembic_config(connection: Connection) -> Config:

@@ -207,33 +207,19 @@ async def get_attachment(
 
 
 async def list_rooms(ctx: StoreContext, conn: AsyncConnection) -> list[RoomSummary]:
-    stats = {
-        row.room_pk: row
-        for row in await conn.execute(
-            select(
-                records.c.room_pk,
-                func.count().label("n"),
-                func.min(records.c.ts).label("first"),
-                func.max(records.c.ts).label("last"),
-            )
-            .where(records.c.kind == "event")
-            .group_by(records.c.room_pk)
-        )
-    }
     pending = await undecryptable_counts(conn)
     summaries: list[RoomSummary] = []
     for room in await conn.execute(select(rooms).order_by(rooms.c.room_id)):
         info = open_info(ctx, room.room_id, room.info)
-        stat = stats.get(room.pk)
         summaries.append(
             RoomSummary(
                 room_id=room.room_id,
                 name=info.get("name"),
                 members=list(info.get("members", [])),
                 key_officials=list(info.get("key_officials", [])),
-                event_count=0 if stat is None else stat.n,
-                first_ts=None if stat is None else stat.first,
-                last_ts=None if stat is None else stat.last,
+                event_count=room.event_count,
+                first_ts=room.first_ts,
+                last_ts=room.last_ts,
                 undecryptable=pending.get(room.pk, 0),
                 retention=room.retention,
                 legal_hold=room.legal_hold,

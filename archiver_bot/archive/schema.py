@@ -47,6 +47,9 @@ rooms = Table(
     Column("head_seq", BigInteger, nullable=False, server_default=text("0")),
     Column("head_hash", LargeBinary, nullable=False),
     Column("info", LargeBinary, nullable=True),
+    Column("event_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("first_ts", BigInteger, nullable=True),
+    Column("last_ts", BigInteger, nullable=True),
 )
 
 data_keys = Table(

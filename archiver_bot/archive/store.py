@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import audit, kv, reader, retention, writer
 from .checkpoints import checkpoint, reopen_after_close
 from .context import Settings, StoreContext
-from .engine import make_engine, migrate
+from .engine import create_private_sqlite_file, make_engine, migrate
 from .errors import ArchiveError, ArchiveIntegrityError, ArchiveKeyError
 from .keys import (
     FileKeyProvider,
@@ -306,6 +306,8 @@ async def open_archive(
     if role == "reader" and database_url is None and not paths.database.exists():
         raise ArchiveError(f"no archive at {paths.database}")
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if role == "writer":
+        create_private_sqlite_file(url)
     engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
     lock: WriterLock | None = None
     try:

@@ -329,7 +329,10 @@ async def _verify_access_log(conn: AsyncConnection, anchors: _Anchors) -> RoomVe
 async def verify(
     engine: AsyncEngine, public_key: Ed25519PublicKey, room_id: str | None = None
 ) -> VerifyReport:
-    async with engine.connect() as conn:
+    async with engine.connect() as raw:
+        conn = raw
+        if engine.dialect.name == "postgresql":  # one snapshot while the writer goes on
+            conn = await raw.execution_options(isolation_level="REPEATABLE READ")
         cps = await _load_checkpoints(conn, public_key)
         query = select(rooms.c.pk, rooms.c.room_id).order_by(rooms.c.room_id)
         if room_id is not None:

@@ -225,6 +225,9 @@ async def add_decryption(
 async def record_withheld(
     ctx: StoreContext, room_id: str, session_id: str, sender: str, code: str, reason: str | None
 ) -> None:
+    for name, value in (("room_id", room_id), ("session_id", session_id), ("sender", sender)):
+        if not isinstance(value, str) or not value:
+            raise InvalidEventError(f"withheld:{session_id}", f"{name} must be a non-empty string")
     body = dump_json({"code": code, "reason": reason})
 
     async def operation(conn: AsyncConnection) -> Batch:

@@ -70,3 +70,28 @@ async def test_migrated_schema_matches_the_model_and_reopen_is_idempotent(
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_downgrade_and_upgrade_keep_data_and_backfill_room_stats(
+    backend: Backend, open_store: OpenArchive
+) -> None:
+    from alembic import command
+
+    from archiver_bot.archive.engine import _alembic_config
+
+    archive = await open_store()
+    await archive.ingest([message(1, "a"), message(2, "b"), message(3, "c", room="!x:y")])
+    await archive.close()
+    engine = create_async_engine(backend.url)
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), "0001"))
+            await conn.commit()
+    finally:
+        await engine.dispose()
+    reopened = await open_store()  # migrates 0001 -> head, recomputing the statistics
+    rooms = {r.room_id: r for r in await reopened.list_rooms(Actor("@a:x", "migratietest"))}
+    assert rooms[ROOM].event_count == 2
+    assert rooms["!x:y"].event_count == 1
+    assert rooms[ROOM].first_ts is not None
+    assert (await reopened.verify()).ok

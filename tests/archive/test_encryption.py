@@ -113,8 +113,13 @@ async def test_raw_database_contains_none_of_the_archived_words(
 async def test_keys_are_owner_only_files_outside_the_database(
     backend: Backend, archive: Archive
 ) -> None:
-    for path in (backend.paths.kek, backend.paths.signing_key):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    await archive.ingest([message(1, "x")])
+    private = [backend.paths.kek, backend.paths.signing_key, *backend.paths.keyring.iterdir()]
+    if backend.name == "sqlite":
+        private += [backend.paths.database, backend.paths.database.with_suffix(".db-wal")]
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(backend.paths.root.stat().st_mode) == 0o700
     kek = backend.paths.kek.read_text()
     rows = await backend.sql("SELECT value FROM archive_meta")
     assert all(kek.split(":", 1)[1] not in str(v) for (v,) in rows)

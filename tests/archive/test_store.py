@@ -234,3 +234,16 @@ async def test_event_records_from_many_rooms_in_one_batch(archive: Archive) -> N
     report = await archive.verify()
     assert report.ok
     assert {r: v.entries for r, v in report.rooms.items()} == {ROOM: 20, OTHER_ROOM: 20}
+
+
+async def test_empty_batch_only_moves_the_sync_position(archive: Archive) -> None:
+    result = await archive.ingest([], sync_token="s9")
+    assert (result.inserted, result.duplicates, result.rejected) == (0, 0, [])
+    assert await archive.sync_token() == "s9"
+
+
+async def test_withheld_without_room_is_rejected(archive: Archive) -> None:
+    from archiver_bot.archive import InvalidEventError
+
+    with pytest.raises(InvalidEventError, match="room_id"):
+        await archive.record_withheld("", "S1", MINISTER, "m.unavailable", None)
