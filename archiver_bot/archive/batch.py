@@ -240,6 +240,7 @@ class Batch:
             self.ctx.rooms[room_id] = state
             self.ctx.room_ids[state.pk] = room_id
         self.ctx.deks.update(self.deks)
+        self.ctx.dirty_rooms |= self.touched
         self.ctx.since_checkpoint += len(self.records)
 
 

@@ -1,8 +1,10 @@
-"""Ed25519-signed checkpoints over every room's chain head and the access-log head.
+"""Ed25519-signed checkpoints over the rooms' chain heads and the access-log head.
 
 A checkpoint is written when the archive opens, every ``checkpoint_every`` records or
 ``checkpoint_interval`` seconds, and on close. Checkpoints are numbered and each names the
-hash of its predecessor, so removing one is detected as well.
+hash of its predecessor, so removing one is detected as well. Opening, closing and reader
+checkpoints list every room ("full"); interval checkpoints list only the rooms this process
+appended to since its previous checkpoint, so they stay small however many rooms exist.
 """
 
 from __future__ import annotations
@@ -36,10 +38,17 @@ async def write_checkpoint(ctx: StoreContext, conn: AsyncConnection, reason: str
         )
     ).first()
     seq = 1 if last is None else last.seq + 1
-    heads = {
-        row.room_id: [row.head_seq, row.head_hash.hex()]
-        for row in await conn.execute(select(rooms.c.room_id, rooms.c.head_seq, rooms.c.head_hash))
-    }
+    full = reason != "interval" or last is None
+    query = select(rooms.c.room_id, rooms.c.head_seq, rooms.c.head_hash)
+    heads: dict[str, list[object]] = {}
+    if full:
+        parts = [query]
+    else:
+        dirty = sorted(ctx.dirty_rooms)
+        parts = [query.where(rooms.c.pk.in_(dirty[i : i + 500])) for i in range(0, len(dirty), 500)]
+    for part in parts:
+        for row in await conn.execute(part):
+            heads[row.room_id] = [row.head_seq, row.head_hash.hex()]
     access = (
         await conn.execute(
             select(access_log.c.seq, access_log.c.hash).order_by(access_log.c.seq.desc()).limit(1)
@@ -54,6 +63,7 @@ async def write_checkpoint(ctx: StoreContext, conn: AsyncConnection, reason: str
             "prev": "" if last is None else checkpoint_link(last.payload, last.signature),
             "ts": created,
             "reason": reason,
+            "full": full,
             "rooms": heads,
             "access": None if access is None else [access.seq, access.hash.hex()],
         }
@@ -74,7 +84,9 @@ async def checkpoint(ctx: StoreContext, reason: str) -> int:
     async def operation(conn: AsyncConnection) -> int:
         return await write_checkpoint(ctx, conn, reason)
 
+    dirty = set(ctx.dirty_rooms)
     seq = await ctx.write("checkpoint", operation)
+    ctx.dirty_rooms -= dirty
     ctx.since_checkpoint = 0
     ctx.last_checkpoint = time.monotonic()
     log.debug("wrote signed checkpoint %d (%s)", seq, reason)

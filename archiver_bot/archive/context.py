@@ -78,6 +78,8 @@ class StoreContext:
         self.deks: dict[tuple[int, int], AESGCM | None] = {}
         self.write_lock = asyncio.Lock()
         self.since_checkpoint = 0
+        #: rooms this process appended to since its last checkpoint
+        self.dirty_rooms: set[int] = set()
         self.last_checkpoint = time.monotonic()
         #: run inside every write transaction, after the operation (set by the store)
         self.after_write: Callable[[AsyncConnection], Awaitable[None]] | None = None

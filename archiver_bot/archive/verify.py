@@ -40,6 +40,11 @@ _BLOB_DIGEST = chain.CHAIN_FIELDS.index("blob_digest")
 _N = len(chain.CHAIN_FIELDS)
 
 
+#: anchors kept per chain; older ones are thinned out (the newest is always kept), so
+#: verification memory stays bounded however many checkpoints an archive accumulates
+MAX_ANCHORS = 512
+
+
 @dataclass
 class _Anchors:
     """What the valid checkpoints say about one chain."""
@@ -48,6 +53,13 @@ class _Anchors:
     last_seq: int | None = None
     last_closed: bool = False
     bad_signature_at: int | None = None
+
+    def add(self, seq: int, digest: bytes) -> None:
+        self.hashes[seq] = digest
+        if len(self.hashes) > MAX_ANCHORS:
+            ordered = sorted(self.hashes)
+            keep = set(ordered[::2]) | {ordered[-1]}
+            self.hashes = {s: self.hashes[s] for s in keep}
 
 
 @dataclass
@@ -90,7 +102,7 @@ async def _load_checkpoints(conn: AsyncConnection, key: Ed25519PublicKey) -> _Ch
                 if anchors.bad_signature_at is None:
                     anchors.bad_signature_at = seq
                 continue
-            anchors.hashes[seq] = digest_hex
+            anchors.add(seq, digest_hex)
         if good:
             for chain_id, anchors in out.chains.items():
                 if chain_id in heads:
