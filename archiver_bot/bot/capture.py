@@ -70,6 +70,18 @@ class Capture:
     def key_officials_in(self, room_id: str) -> list[str]:
         return sorted(self._members(room_id) & self.users.key_officials)
 
+    async def _left_room_has_key_official(self, room_id: str) -> bool:
+        resp = await self.client.room_get_state(room_id)
+        events = getattr(resp, "events", None)
+        if not isinstance(events, list):
+            return False
+        members = {
+            e.get("state_key") for e in events
+            if e.get("type") == "m.room.member"
+            and e.get("content", {}).get("membership") in ("join", "invite")
+        }
+        return bool(members & self.users.key_officials)
+
     async def _accept_invites(self, resp: SyncResponse) -> None:
         for room_id in resp.rooms.invite:
             if room_id in self.state.left:
@@ -176,8 +188,17 @@ class Capture:
             records.extend(r for e in info.timeline.events if (r := self._record(room_id, e)))
 
         for room_id, info in resp.rooms.leave.items():
+            if room_id not in self.state.archived and room_id not in self.state.left:
+                # Joined, then removed before we could decide: decide on the room's state.
+                if await self._left_room_has_key_official(room_id):
+                    self.state.mark_archived(room_id)
             if room_id in self.state.archived:  # kicked or left: keep the last events
+                records.extend(self._left_room_records(room_id, info.state))
                 records.extend(self._left_room_records(room_id, info.timeline.events))
+            log.debug("left room %s: %d timeline events", room_id, len(info.timeline.events))
+        if records:
+            log.debug("sync: %d joined, %d left rooms, %d records",
+                      len(resp.rooms.join), len(resp.rooms.leave), len(records))
 
         await self._commit(records, resp.next_batch)
         self.originals.clear()

@@ -35,6 +35,7 @@ class ArchiverProcess:
             "-m",
             "archiver_bot",
             "run",
+            "-v",
             "--data-dir",
             str(self.data_dir),
             stdout=fh,

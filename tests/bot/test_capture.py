@@ -40,6 +40,8 @@ async def archived_room(
         return room is not None and archiver_id(hs) in room.users
 
     await wait_for(archiver_joined, timeout=30)
+    # ... and has decided to archive it (its first records are committed).
+    await wait_archived(hs.settings.data_dir, room_id, bool)
     return room_id
 
 

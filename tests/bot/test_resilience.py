@@ -103,3 +103,30 @@ async def test_messages_sent_while_archiver_is_down_are_backfilled(
         if e.type == "m.room.message" and str(e.content.get("body", "")).startswith("offline")
     ]
     assert order == sorted(order)
+
+
+async def test_last_events_before_a_kick_are_kept(
+    homeserver: RunningHomeserver, users: dict[str, E2EUser], archiver: ArchiverProcess
+) -> None:
+    """The room arrives in the sync's `leave` section (nio ignores it): its events are kept.
+
+    The session's homeserver runs without the policy module, which would refuse the kick.
+    """
+    minister, amb = users["minister"], users["ambtenaar3"]
+    room_id = await archived_room(homeserver, minister, [amb], "Voor de verwijdering")
+    await archiver.stop()
+    last = [await amb.send_text(room_id, f"voor de kick {i}") for i in range(5)]
+    kicked = await minister.client.room_kick(room_id, homeserver.user_id("rijksarchief"))
+    assert not hasattr(kicked, "status_code"), kicked
+    await archiver.start()
+    events = await wait_archived(
+        homeserver.settings.data_dir, room_id,
+        lambda evs: set(last) <= {e.event_id for e in evs}, timeout=60,
+    )
+    by_id = {e.event_id: e for e in events}
+    assert [by_id[e].content["body"] for e in last] == [f"voor de kick {i}" for i in range(5)]
+    assert all(by_id[e].decryption == "decrypted" for e in last)
+    kicks = [e for e in events if e.type == "m.room.member"
+             and e.state_key == homeserver.user_id("rijksarchief")
+             and e.content.get("membership") == "leave"]
+    assert kicks, "the kick itself is archived"
