@@ -43,6 +43,9 @@ class _WhoamiCache:
             return None
         return entry[0]
 
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
     def put(self, key: str, user_id: str) -> None:
         if len(self._entries) > 1000:
             self._entries.clear()
@@ -116,6 +119,12 @@ async def authenticate(request: web.Request) -> str:
     token = bearer_token(request)
     if token is None:
         raise ApiError(401, "M_MISSING_TOKEN", "log in: an access token is required")
+    return await user_for_token(request, token)
+
+
+async def user_for_token(request: web.Request, token: str) -> str:
+    """The Matrix user id of an access token (also one kept in a web session); 401 if the
+    homeserver does not know it, 503 if the homeserver cannot be asked."""
     key = hashlib.sha256(token.encode("utf-8")).hexdigest()
     cache = request.app[WHOAMI_CACHE]
     user_id = cache.get(key)
@@ -131,6 +140,16 @@ async def authenticate(request: web.Request) -> str:
 async def require_role(request: web.Request, *roles: str) -> Principal:
     """The caller, if its roster role is one of ``roles``; 401/403 otherwise."""
     user_id = await authenticate(request)
+    return require_user_role(request, user_id, *roles)
+
+
+def forget_token(request: web.Request, token: str) -> None:
+    """Drop a token from the whoami cache (after a logout)."""
+    request.app[WHOAMI_CACHE].forget(hashlib.sha256(token.encode("utf-8")).hexdigest())
+
+
+def require_user_role(request: web.Request, user_id: str, *roles: str) -> Principal:
+    """``user_id`` as a principal if its roster role is one of ``roles``; 403 otherwise."""
     role = roster_role(request, user_id)
     if role not in roles:
         log.warning("%s (role %s) refused at %s", user_id, role, request.path)

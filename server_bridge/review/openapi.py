@@ -1,0 +1,323 @@
+"""The OpenAPI 3.1 document of the archivist API, served at ``/api/v1/openapi.json``.
+
+A test compares its paths with the routes the app serves and validates real answers
+against its schemas, so it cannot drift from the code unnoticed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from server_bridge.review.service import (
+    AUDIT_MAX_LIMIT,
+    EVENTS_MAX_LIMIT,
+    MAX_TS,
+    SEARCH_MAX_LIMIT,
+    SEARCH_MAX_QUERY_CHARS,
+)
+
+_NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+_NULLABLE_INT: dict[str, Any] = {"type": ["integer", "null"]}
+_NULLABLE_OBJ: dict[str, Any] = {"type": ["object", "null"]}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): {"$ref": f"#/components/responses/E{code}"} for code in codes}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str,
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path",
+            "schema": schema, "description": description}
+
+
+_ROOM_ID = _param("room_id", "path", {"type": "string", "maxLength": 255}, "!room:server")
+_EVENT_ID = _param("event_id", "path", {"type": "string", "maxLength": 255}, "$event id")
+_PURPOSE = _param("X-Rijkschat-Purpose", "header", {"type": "string", "maxLength": 200},
+                  "why the archivist reads (e.g. a Woo request number); access-logged")
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["errcode", "error"],
+        "properties": {"errcode": {"type": "string"}, "error": {"type": "string"}},
+    },
+    "Room": {
+        "type": "object",
+        "required": ["room_id", "name", "members", "key_officials", "event_count", "first_ts",
+                     "last_ts", "undecryptable", "retention", "legal_hold"],
+        "properties": {
+            "room_id": {"type": "string"},
+            "name": _NULLABLE_STR,
+            "members": {"type": "array", "items": {"type": "string"}},
+            "key_officials": {"type": "array", "items": {"type": "string"}},
+            "event_count": {"type": "integer"},
+            "first_ts": _NULLABLE_INT,
+            "last_ts": _NULLABLE_INT,
+            "undecryptable": {"type": "integer"},
+            "retention": {"type": "string", "description": "'bewaren' or 'Ny' (N years)"},
+            "legal_hold": {"type": "boolean"},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["event_id", "room_id", "sender", "sender_device", "origin_server_ts",
+                     "type", "content", "decryption", "relates_to", "redacted_by", "edits"],
+        "properties": {
+            "event_id": {"type": "string"},
+            "room_id": {"type": "string"},
+            "sender": {"type": "string"},
+            "sender_device": _NULLABLE_STR,
+            "origin_server_ts": {"type": "integer"},
+            "type": {"type": "string"},
+            "state_key": _NULLABLE_STR,
+            "content": {
+                "type": ["object", "null"],
+                "description": "the decrypted content, the original even when later redacted; "
+                "null once destroyed after retention",
+            },
+            "decryption": {"enum": ["decrypted", "plaintext", "undecryptable"]},
+            "late_decryption": {"type": "boolean"},
+            "relates_to": _NULLABLE_OBJ,
+            "redacted_by": {"type": ["string", "null"], "description": "the redaction event"},
+            "edits": {"type": "array", "items": {"type": "string"},
+                      "description": "event ids of the m.replace edits, in order"},
+            "reactions": {"type": "array", "items": {"type": "string"}},
+            "has_attachment": {"type": "boolean"},
+            "destroyed": {"type": "boolean"},
+        },
+    },
+    "EventPage": {
+        "type": "object",
+        "required": ["events", "next"],
+        "properties": {
+            "events": {"type": "array", "items": _ref("Event")},
+            "next": {"type": ["string", "null"],
+                     "description": "pass as `from` for the next page; null at the end"},
+        },
+    },
+    "SearchHit": {
+        "type": "object",
+        "required": ["event", "room", "terms"],
+        "properties": {
+            "event": _ref("Event"),
+            "room": {
+                "type": "object",
+                "required": ["room_id", "name"],
+                "properties": {"room_id": {"type": "string"}, "name": _NULLABLE_STR},
+            },
+            "terms": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Verification": {
+        "type": "object",
+        "required": ["ok", "checked", "problems"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "checked": {"type": "integer", "description": "chain records checked"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "AccessEntry": {
+        "type": "object",
+        "required": ["seq", "ts", "user_id", "purpose", "action", "details"],
+        "properties": {
+            "seq": {"type": "integer"},
+            "ts": {"type": "integer"},
+            "user_id": {"type": "string"},
+            "purpose": {"type": "string"},
+            "action": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    },
+    "CompletenessReport": {
+        "type": "object",
+        "required": ["complete", "totals", "rooms"],
+        "properties": {
+            "complete": {"type": "boolean"},
+            "totals": {"type": "object"},
+            "rooms": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Rijkschat archivist API",
+        "version": "1",
+        "description": "Read the Rijkschat archive: rooms, transcripts, search, integrity and "
+        "the access log. Authorization: Bearer <Matrix access token> of a user whose roster "
+        "role is archivist. Every archive read is recorded in the access log.",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"matrixToken": []}],
+    "paths": {
+        "/api/v1/rooms": {
+            "get": {
+                "operationId": "listRooms",
+                "summary": "Archived rooms with counts, retention and legal hold",
+                "parameters": [_PURPOSE],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["rooms"],
+                                  "properties": {"rooms": {"type": "array",
+                                                           "items": _ref("Room")}}},
+                                 "the rooms"),
+                    **_errors(401, 403, 503),
+                },
+            }
+        },
+        "/api/v1/rooms/{room_id}/events": {
+            "get": {
+                "operationId": "roomEvents",
+                "summary": "A room's events in timeline order, paginated",
+                "parameters": [
+                    _ROOM_ID,
+                    _param("from", "query", {"type": "string", "maxLength": 128},
+                           "the `next` token of the previous page"),
+                    _param("limit", "query",
+                           {"type": "integer", "minimum": 1, "maximum": EVENTS_MAX_LIMIT,
+                            "default": 100}, "events per page"),
+                    _PURPOSE,
+                ],
+                "responses": {"200": _json(_ref("EventPage"), "one page of events"),
+                              **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/api/v1/rooms/{room_id}/verify": {
+            "get": {
+                "operationId": "verifyRoom",
+                "summary": "Recompute the room's hash chain and checkpoints",
+                "parameters": [_ROOM_ID, _PURPOSE],
+                "responses": {"200": _json(_ref("Verification"), "the verification"),
+                              **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/api/v1/events/{event_id}": {
+            "get": {
+                "operationId": "getEvent",
+                "summary": "One archived event",
+                "parameters": [_EVENT_ID, _PURPOSE],
+                "responses": {"200": _json(_ref("Event"), "the event"),
+                              **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/api/v1/events/{event_id}/attachment": {
+            "get": {
+                "operationId": "getAttachment",
+                "summary": "The event's attachment, decrypted, under its original file name",
+                "parameters": [_EVENT_ID, _PURPOSE],
+                "responses": {
+                    "200": {
+                        "description": "the bytes; Content-Disposition names the file",
+                        "content": {"application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **_errors(400, 401, 403, 404, 410, 503),
+                },
+            }
+        },
+        "/api/v1/search": {
+            "get": {
+                "operationId": "search",
+                "summary": "Messages containing every word of q (exact words, newest first)",
+                "parameters": [
+                    _param("q", "query",
+                           {"type": "string", "minLength": 1,
+                            "maxLength": SEARCH_MAX_QUERY_CHARS}, "the words", True),
+                    _param("room", "query", {"type": "string"}, "only this room"),
+                    _param("sender", "query", {"type": "string"}, "only this sender"),
+                    _param("from_ts", "query", {"type": "integer", "minimum": 0,
+                                                "maximum": MAX_TS}, "from (ms since epoch)"),
+                    _param("to_ts", "query", {"type": "integer", "minimum": 0,
+                                              "maximum": MAX_TS}, "until (ms since epoch)"),
+                    _param("limit", "query", {"type": "integer", "minimum": 1,
+                                              "maximum": SEARCH_MAX_LIMIT, "default": 50},
+                           "hits at most"),
+                    _PURPOSE,
+                ],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["hits"],
+                                  "properties": {"hits": {"type": "array",
+                                                          "items": _ref("SearchHit")}}},
+                                 "the hits"),
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/api/v1/audit": {
+            "get": {
+                "operationId": "accessLog",
+                "summary": "The access log (newest first); reading it is logged too",
+                "parameters": [
+                    _param("limit", "query", {"type": "integer", "minimum": 1,
+                                              "maximum": AUDIT_MAX_LIMIT, "default": 100},
+                           "entries at most"),
+                    _param("user", "query", {"type": "string"}, "only this user's reads"),
+                    _param("since_ts", "query", {"type": "integer", "minimum": 0,
+                                                 "maximum": MAX_TS}, "from (ms since epoch)"),
+                    _PURPOSE,
+                ],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["entries"],
+                                  "properties": {"entries": {"type": "array",
+                                                             "items": _ref("AccessEntry")}}},
+                                 "the entries"),
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/api/v1/audit/completeness": {
+            "get": {
+                "operationId": "completeness",
+                "summary": "Completeness of the archive against the homeserver's ledger",
+                "parameters": [
+                    _param("grace_seconds", "query",
+                           {"type": "number", "minimum": 0, "maximum": 86400},
+                           "events younger than this are pending, not missing"),
+                    _PURPOSE,
+                ],
+                "responses": {"200": _json(_ref("CompletenessReport"), "the report"),
+                              **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"),
+                              **_errors(401, 403)},
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "matrixToken": {"type": "http", "scheme": "bearer",
+                            "description": "a Matrix access token of an archivist"},
+        },
+        "schemas": _SCHEMAS,
+        "responses": {
+            f"E{code}": _json(_ref("Error"), text)
+            for code, text in {
+                400: "bad input (malformed id, token, limit or query)",
+                401: "no or unknown access token",
+                403: "the caller's roster role is not archivist",
+                404: "not in the archive",
+                410: "destroyed after its retention period",
+                503: "the archive or the homeserver is unavailable",
+            }.items()
+        },
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return copy.deepcopy(_DOCUMENT)
