@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 CODE   := server_bridge archiver_bot client_cli
 
-.PHONY: up test install lint services clean
+.PHONY: up test install lint services browser clean
 
 # (Re)install when the venv is missing or pyproject/constraints changed since the last install.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,12 +28,19 @@ services:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work on these machines); install it once when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Chromium for the browser tests"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE) tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) services lint
+test: $(STAMP) services browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
