@@ -11,7 +11,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from server_bridge.review.api import completeness_access_middleware, setup_api
-from server_bridge.review.security import security_headers_middleware
+from server_bridge.review.security import (
+    quiet_malformed_request_logs,
+    security_headers_middleware,
+)
 from server_bridge.review.service import review_ctx
 from server_bridge.review.ui import setup_ui, ui_error_middleware
 
@@ -25,6 +28,7 @@ __all__ = [
 
 def setup_review(app: web.Application) -> None:
     """Register the review API and UI (their middlewares are listed in ``create_app``)."""
+    quiet_malformed_request_logs()
     app.cleanup_ctx.append(review_ctx)
     setup_api(app)
     setup_ui(app)

@@ -3,7 +3,10 @@ inline script or style, no framing, no sniffing, no referrers, no caching of arc
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server_bridge.web.api_errors import Handler
 
@@ -39,3 +42,25 @@ def _apply(request: web.Request, response: web.StreamResponse) -> None:
     headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
     if not request.path.startswith(STATIC_PREFIX):
         headers.setdefault("Cache-Control", "no-store")
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp answers a malformed request (a request line of megabytes, bad headers) with
+    400 itself, but logs it as "Error handling request" with a traceback. That is the
+    client's fault, not a crash: keep it as one warning line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "refused a malformed HTTP request from %s (%s)"
+            record.args = (peer, type(exc).__name__)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_malformed_request_logs() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(_MalformedRequestFilter())

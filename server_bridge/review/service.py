@@ -56,7 +56,8 @@ MAX_TS = 2**53 - 1
 MAX_PURPOSE_CHARS = 200
 ROOM_NAME_TTL = 60.0
 
-_ROOM_ID = re.compile(r"^![^\s:/]{1,200}:[^\s/]{1,200}$")
+# Room ids are "!opaque:server" up to room version 11 and "!hash" from version 12 on.
+_ROOM_ID = re.compile(r"^![^\s/]{1,254}$")
 _EVENT_ID = re.compile(r"^\$[^\s/]{1,250}$")
 _USER_ID = re.compile(r"^@[^\s:/]{1,200}:[^\s/]{1,200}$")
 _PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -71,7 +72,7 @@ def bad_param(message: str) -> ApiError:
 
 def room_id_param(value: str | None, what: str = "room id") -> str:
     if value is None or len(value) > MAX_ID_CHARS or not _ROOM_ID.match(value):
-        raise bad_param(f"{what} must look like !opaque:server")
+        raise bad_param(f"{what} must look like !opaque or !opaque:server")
     return value
 
 

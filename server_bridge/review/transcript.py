@@ -297,12 +297,12 @@ def _line(
         if redaction is not None:
             reason = (redaction.content or {}).get("reason")
             line.redaction_note = (
-                f"verwijderd door {names(redaction.sender)} op "
+                f"door {names(redaction.sender)} op "
                 f"{format_ts(redaction.origin_server_ts)}"
                 + (f" (reden: {reason})" if isinstance(reason, str) and reason else "")
             )
         else:
-            line.redaction_note = "verwijderd"
+            line.redaction_note = ""
     if event.has_attachment or line.msgtype in FILE_MSGTYPES:
         info = content.get("info")
         info = info if isinstance(info, Mapping) else {}

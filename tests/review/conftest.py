@@ -99,7 +99,7 @@ def _showcase(room: str, server: str) -> tuple[list[EventRecord], dict[str, str]
         "formatted_body": "Zie het <b>concept</b> voor de begroting"
                           "<script>window.__pwned='fmt'</script>"
                           "<img src=x onerror=\"window.__pwned='fmtimg'\">"
-                          "<a href=\"javascript:window.__pwned='link'\">klik</a>",
+                          " <a href=\"javascript:window.__pwned='link'\">klik</a>",
     })
     edited = add("edited", minister, {"msgtype": "m.text", "body": "Vergadering om 10 uur"})
     add("edit", minister, {
@@ -108,9 +108,9 @@ def _showcase(room: str, server: str) -> tuple[list[EventRecord], dict[str, str]
         "m.relates_to": {"rel_type": "m.replace", "event_id": edited},
     })
     add("reaction", sg, {"m.relates_to": {"rel_type": "m.annotation", "event_id": edited,
-                                          "key": "👍"}}, type_="m.reaction")
+                                          "key": "✓"}}, type_="m.reaction")
     add("reaction2", amb, {"m.relates_to": {"rel_type": "m.annotation", "event_id": edited,
-                                           "key": "👍"}}, type_="m.reaction")
+                                           "key": "✓"}}, type_="m.reaction")
     secret = add("redacted", amb, {"msgtype": "m.text",
                                    "body": "Het vertrouwelijke memo over de fusie"})
     add("redaction", amb, {"reason": "per ongeluk verstuurd"}, type_="m.room.redaction",

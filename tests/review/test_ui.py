@@ -118,7 +118,7 @@ async def test_pages_escape_text_sanitise_html_and_send_a_strict_csp(
         assert "per ongeluk verstuurd" in html
         assert "Vergadering om 11 uur" in html
         assert "Bewerkingsgeschiedenis" in html
-        assert "👍 2" in html
+        assert "✓ 2" in html
         assert "Akkoord, ik breng de cijfers mee." in html
         assert 'class="reply"' in html
         assert "in draad van" in html
