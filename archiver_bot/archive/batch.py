@@ -242,6 +242,7 @@ class Batch:
         self.ctx.deks.update(self.deks)
         self.ctx.dirty_rooms |= self.touched
         self.ctx.since_checkpoint += len(self.records)
+        self.ctx.appended_since_analyze += len(self.records)
 
 
 def _state(row: Any) -> RoomState:

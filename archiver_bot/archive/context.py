@@ -78,6 +78,8 @@ class StoreContext:
         self.deks: dict[tuple[int, int], AESGCM | None] = {}
         self.write_lock = asyncio.Lock()
         self.since_checkpoint = 0
+        self.rows_at_analyze = 0
+        self.appended_since_analyze = 0
         #: rooms this process appended to since its last checkpoint
         self.dirty_rooms: set[int] = set()
         self.last_checkpoint = time.monotonic()

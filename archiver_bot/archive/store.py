@@ -28,6 +28,7 @@ from .keys import (
     public_pem,
 )
 from .lock import WriterLock
+from .maintenance import analyze
 from .models import (
     AccessEntry,
     Actor,
@@ -371,6 +372,7 @@ async def open_archive(
         if role == "writer":
             await retention.sweep_destroyed_keys(ctx)
             await checkpoint(ctx, "open")
+            await analyze(ctx)
         else:
 
             async def _after_write(conn: AsyncConnection) -> None:

@@ -19,6 +19,7 @@ from .checkpoints import maybe_checkpoint
 from .context import StoreContext, epoch_of
 from .errors import ContentDestroyedError, InvalidEventError, UnknownEventError
 from .keys import make_aad, seal, unseal
+from .maintenance import maybe_analyze
 from .models import PERMANENT, EventRecord, IngestResult
 from .retention import append_meta_record
 from .schema import records, rooms
@@ -146,6 +147,7 @@ async def ingest(
     rejected.extend(refused)
     duplicates = in_batch_duplicates + len(prepared) - inserted - len(refused)
     await maybe_checkpoint(ctx)
+    await maybe_analyze(ctx)
     return IngestResult(inserted=inserted, duplicates=duplicates, rejected=rejected)
 
 
