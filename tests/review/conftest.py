@@ -64,7 +64,7 @@ def _ev(n: int, room: str, sender: str, content: dict[str, Any], *, ts: int | No
     )
 
 
-def _showcase(room: str, server: str) -> tuple[list[EventRecord], dict[str, str]]:
+def showcase_events(room: str, server: str) -> tuple[list[EventRecord], dict[str, str]]:
     minister, sg, amb = (f"@{x}:{server}" for x in ("minister", "sg", "ambtenaar1"))
     events: list[EventRecord] = []
     ids: dict[str, str] = {}
@@ -155,7 +155,7 @@ async def build_archive(data_dir: Path, server: str) -> ReviewArchive:
         await archive.set_room_info(big_room, name="Grote kamer",
                                     members=[sender, f"@sg:{server}"],
                                     key_officials=[f"@sg:{server}"])
-        events, ids = _showcase(room, server)
+        events, ids = showcase_events(room, server)
         result = await archive.ingest(events)
         assert not result.rejected, result.rejected
         await archive.store_attachment(ids["pdf"], room, PDF_BYTES, "nota begroting.pdf",
