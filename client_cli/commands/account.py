@@ -1,0 +1,164 @@
+"""login, logout, whoami."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import shutil
+import sys
+from pathlib import Path
+
+from nio import LoginResponse
+
+from client_cli import output
+from client_cli.crosssign import ensure_cross_signed
+from client_cli.errors import LoginFailedError, NotLoggedInError, UsageError
+from client_cli.matrix import (
+    DEVICE_NAME,
+    Connection,
+    check,
+    connect,
+    make_client,
+    reachable,
+)
+from client_cli.storage import DEFAULT_BRIDGE, Session, Storage
+
+DEFAULT_HOMESERVER = "http://127.0.0.1:8008"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("login", help="log in (prompts for what is not given)")
+    p.add_argument("--homeserver", metavar="URL", help=f"e.g. {DEFAULT_HOMESERVER}")
+    p.add_argument("--user", metavar="USER", help="@user:server or the bare user name")
+    p.add_argument("--password-file", metavar="FILE", type=Path,
+                   help="read the password from FILE (its first line)")
+    p.add_argument("--bridge", metavar="URL",
+                   help=f"the bridge's archive API, for `archive` (default {DEFAULT_BRIDGE})")
+    p.add_argument("--device-name", default=DEVICE_NAME, help="shown in your device list")
+    p.set_defaults(impl=login)
+
+    p = sub.add_parser("logout", help="log out and remove this device and its keys")
+    p.set_defaults(impl=logout)
+
+    p = sub.add_parser("whoami", help="show the logged-in user and device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=whoami)
+
+
+def _ask(prompt: str, default: str | None = None) -> str:
+    if not sys.stdin.isatty():
+        raise UsageError(f"{prompt.lower()} not given and no terminal to ask on "
+                         "(use the command-line options)")
+    suffix = f" [{default}]" if default else ""
+    sys.stderr.write(f"{prompt}{suffix}: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip()
+    if not answer and default:
+        return default
+    if not answer:
+        raise UsageError(f"no {prompt.lower()} given")
+    return answer
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        try:
+            text = Path(args.password_file).read_text("utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read the password file {args.password_file}: "
+                             f"{exc.strerror or exc}") from exc
+        password = text.splitlines()[0] if text else ""
+        if not password:
+            raise UsageError(f"the password file {args.password_file} is empty")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("password not given and no terminal to ask on (use --password-file)")
+    try:
+        return getpass.getpass("Password: ", stream=sys.stderr)
+    except (EOFError, KeyboardInterrupt) as exc:
+        raise UsageError("no password given") from exc
+
+
+def _same_user(stored: Session, homeserver: str, user: str) -> bool:
+    if stored.homeserver.rstrip("/") != homeserver.rstrip("/"):
+        return False
+    if user.startswith("@") and ":" in user:
+        return stored.user_id == user
+    return stored.user_id[1:].split(":", 1)[0] == user.lstrip("@")
+
+
+async def login(args: argparse.Namespace) -> int:
+    storage = Storage()
+    stored = storage.load()
+    homeserver = args.homeserver or _ask(
+        "Homeserver", stored.homeserver if stored else DEFAULT_HOMESERVER)
+    if not homeserver.startswith(("http://", "https://")):
+        raise UsageError(f"the homeserver must be an http:// or https:// URL, not {homeserver!r}")
+    user = args.user or _ask("User")
+    password = _password(args)
+    reuse = stored if stored is not None and _same_user(stored, homeserver, user) else None
+
+    client = make_client(storage, homeserver, user)
+    if reuse is not None:  # log in again on the same device: its E2E keys stay valid
+        client.device_id = reuse.device_id
+    try:
+        with reachable("the homeserver", homeserver):
+            resp = await client.login(password, device_name=args.device_name)
+            if not isinstance(resp, LoginResponse):
+                code = getattr(resp, "status_code", "")
+                if code == "M_FORBIDDEN":
+                    raise LoginFailedError(f"login as {user} failed: wrong user name or password")
+                if code == "M_LIMIT_EXCEEDED":
+                    raise LoginFailedError(f"login as {user} failed: too many attempts, "
+                                           "wait a minute and try again")
+                raise LoginFailedError(f"login as {user} failed: "
+                                       f"{getattr(resp, 'message', '') or code}")
+            session = Session(
+                homeserver=homeserver.rstrip("/"),
+                user_id=str(resp.user_id),
+                device_id=str(resp.device_id),
+                access_token=str(resp.access_token),
+                bridge=(args.bridge or (reuse.bridge if reuse else DEFAULT_BRIDGE)).rstrip("/"),
+            )
+            storage.save(session)
+            conn = Connection(storage, session, client)
+            if client.should_upload_keys:
+                check(await client.keys_upload(), "uploading device keys")
+            master = await ensure_cross_signed(client, storage.cross_signing_file, password)
+            await conn.sync()
+    finally:
+        await client.close()
+    how = "same device" if reuse is not None else "new device"
+    output.info(f"Logged in as {session.user_id} on {session.device_id} ({how}).")
+    if master is None:
+        output.info("This account's cross-signing keys were set up elsewhere: verify this "
+                    "device from another of your devices (`rijkschat verify`).")
+    return 0
+
+
+async def logout(args: argparse.Namespace) -> int:
+    storage = Storage()
+    async with connect(storage, sync=False) as conn:
+        user_id, device_id = conn.user_id, conn.session.device_id
+        try:
+            check(await conn.client.logout(), "logging out")
+        except NotLoggedInError:
+            pass  # the token was already revoked: forget it here as well
+    # The homeserver deleted the device and its keys: its local E2E store is of no more use.
+    storage.session_file.unlink(missing_ok=True)
+    shutil.rmtree(storage.store_dir, ignore_errors=True)
+    output.info(f"Logged out {user_id}; device {device_id} is removed.")
+    return 0
+
+
+async def whoami(args: argparse.Namespace) -> int:
+    storage = Storage()
+    async with connect(storage, sync=False) as conn:
+        resp = check(await conn.client.whoami(), "whoami")
+        info = {"user_id": str(resp.user_id), "device_id": conn.session.device_id,
+                "homeserver": conn.session.homeserver, "bridge": conn.session.bridge}
+    if args.json:
+        output.emit_json(info)
+    else:
+        output.table(None, ("", ""), [(k, v) for k, v in info.items()])
+    return 0

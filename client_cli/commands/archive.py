@@ -1,0 +1,273 @@
+"""archive rooms | show ROOM | search QUERY | verify ROOM | audit: for archivists, against
+the bridge's review API (with the archivist's own Matrix session)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from nio import AsyncClient, ErrorResponse
+from rich.text import Text
+
+from client_cli import output
+from client_cli.archive_api import ArchiveApi, ArchivedRoom, open_api
+from client_cli.errors import UnknownRoomError, UsageError
+from client_cli.matrix import reachable, user_id_of
+from client_cli.storage import Session, Storage
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    archive = sub.add_parser("archive", help="for archivists: the government archive")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--bridge", metavar="URL", help="the bridge (default: as at login)")
+    common.add_argument("--purpose", metavar="TEXT",
+                        help="why you read (e.g. 'Woo-verzoek 2026-12'), kept in the access log")
+    asub = archive.add_subparsers(dest="archive_command", required=True, metavar="COMMAND")
+
+    p = asub.add_parser("rooms", parents=[common], help="the archived rooms")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=rooms)
+
+    p = asub.add_parser("show", parents=[common], help="a room's archived transcript")
+    p.add_argument("room", metavar="ROOM")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N events")
+    p.add_argument("--all-types", action="store_true", help="state events too")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=show)
+
+    p = asub.add_parser("search", parents=[common], help="search the archive")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--room", metavar="ROOM")
+    p.add_argument("--sender", metavar="USER")
+    p.add_argument("--from", dest="from_date", metavar="DATE", help="YYYY-MM-DD[THH:MM]")
+    p.add_argument("--to", dest="to_date", metavar="DATE", help="YYYY-MM-DD[THH:MM]")
+    p.add_argument("--limit", type=int, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=search)
+
+    p = asub.add_parser("verify", parents=[common], help="check a room's hash chain")
+    p.add_argument("room", metavar="ROOM")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=verify)
+
+    p = asub.add_parser("audit", parents=[common],
+                        help="the access log (who read what), or --completeness")
+    p.add_argument("--completeness", action="store_true",
+                   help="the completeness report: is every event of the ledger archived?")
+    p.add_argument("--user", metavar="USER", help="only this reader's accesses")
+    p.add_argument("--limit", type=int, metavar="N")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=audit)
+
+
+def _bridge(args: argparse.Namespace, session: Session) -> str:
+    url = str(args.bridge or session.bridge).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"the bridge must be an http:// or https:// URL, not {url!r}")
+    return url
+
+
+def _ms(date: str | None, what: str) -> int | None:
+    if date is None:
+        return None
+    try:
+        return int(datetime.fromisoformat(date).timestamp() * 1000)
+    except ValueError as exc:
+        raise UsageError(f"{what} must be a date like 2026-11-25 or 2026-11-25T14:30") from exc
+
+
+async def _resolve(api: ArchiveApi, session: Session, arg: str) -> str:
+    """A room id, an alias (asked of the homeserver) or an archived room's name."""
+    if arg.startswith("!"):
+        return arg
+    if arg.startswith("#"):
+        alias = arg if ":" in arg else f"{arg}:{session.server_name}"
+        client = AsyncClient(session.homeserver, session.user_id)
+        try:
+            with reachable("the homeserver", session.homeserver):
+                resp = await client.room_resolve_alias(alias)
+        finally:
+            await client.close()
+        if isinstance(resp, ErrorResponse):
+            raise UnknownRoomError(f"unknown room alias {alias}")
+        return str(resp.room_id)
+    rooms = await api.rooms()
+    for exact in (True, False):
+        matches = [r.room_id for r in rooms
+                   if (r.name == arg if exact else (r.name or "").casefold() == arg.casefold())]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UnknownRoomError(f"room name {arg!r} is ambiguous in the archive "
+                                   f"({', '.join(sorted(matches))}); use the room id")
+    raise UnknownRoomError(f"unknown room {arg!r}: no archived room has that name")
+
+
+def _open(args: argparse.Namespace) -> tuple[Session, Any]:
+    session = Storage().require()
+    return session, open_api(_bridge(args, session), session.access_token, args.purpose)
+
+
+def _room_row(room: ArchivedRoom) -> list[Any]:
+    return [
+        Text(room.name or "(naamloos)", style="bold"), room.room_id, str(room.event_count),
+        output.timestamp(room.first_ts), output.timestamp(room.last_ts),
+        Text(str(room.undecryptable), style="red" if room.undecryptable else ""),
+        room.retention or "", "ja" if room.legal_hold else "",
+        ", ".join(room.key_officials),
+    ]
+
+
+async def rooms(args: argparse.Namespace) -> int:
+    _, api_cm = _open(args)
+    async with api_cm as api:
+        found = await api.rooms()
+    if args.json:
+        output.emit_json([r.raw for r in found])
+    elif not found:
+        output.info("The archive holds no rooms yet.")
+    else:
+        output.table(None, ("Kamer", "Id", "Events", "Eerste", "Laatste", "Onleesbaar",
+                            "Bewaren", "Hold", "Sleutelfunctionarissen"),
+                     [_room_row(r) for r in found])
+    return 0
+
+
+def _event_text(event: dict[str, Any]) -> Text:
+    content = event.get("content") if isinstance(event.get("content"), dict) else {}
+    etype = str(event.get("type", ""))
+    text = Text()
+    text.append(output.timestamp(event.get("origin_server_ts")), style="dim")
+    text.append("  ")
+    text.append(str(event.get("sender", "?")), style="bold cyan")
+    text.append(": ")
+    decryption = event.get("decryption")
+    if decryption == "undecryptable":
+        text.append("[kan niet ontsleutelen]", style="red")
+    elif etype == "m.room.message":
+        body = content.get("body") if isinstance(content, dict) else None
+        text.append(str(body) if body is not None else "")
+    elif etype == "m.reaction":
+        rel = content.get("m.relates_to", {}) if isinstance(content, dict) else {}
+        text.append(f"reageerde {rel.get('key', '?')} op {rel.get('event_id', '?')}", style="dim")
+    else:
+        text.append(f"[{etype}]", style="dim")
+    if event.get("redacted_by"):
+        text.append(f"  (verwijderd door {event['redacted_by']})", style="yellow")
+    edits = event.get("edits") or []
+    if edits:
+        text.append(f"  ({len(edits)}x bewerkt)", style="yellow")
+    if decryption == "decrypted":
+        text.append("  🔒", style="green")
+    text.append(f"  {event.get('event_id', '')}", style="dim")
+    return text
+
+
+async def show(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    session, api_cm = _open(args)
+    async with api_cm as api:
+        room_id = await _resolve(api, session, args.room)
+        events = await api.events(room_id, args.limit)
+    if args.json:
+        output.emit_json(events)
+        return 0
+    output.line(Text(room_id, style="bold"), Text(f"  {len(events)} events", style="dim"))
+    for event in events:
+        if not args.all_types and event.get("state_key") is not None:
+            continue
+        output.line(_event_text(event))
+    return 0
+
+
+async def search(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    session, api_cm = _open(args)
+    async with api_cm as api:
+        room = await _resolve(api, session, args.room) if args.room else None
+        sender = user_id_of(args.sender, session.server_name) if args.sender else None
+        hits = await api.search(args.query, room=room, sender=sender,
+                                from_ts=_ms(args.from_date, "--from"),
+                                to_ts=_ms(args.to_date, "--to"), limit=args.limit)
+    if args.json:
+        output.emit_json([h.raw for h in hits])
+        return 0
+    if not hits:
+        output.info(f"No archived messages match {args.query!r}.")
+        return 0
+    output.table(None, ("Tijd", "Kamer", "Afzender", "Bericht", "Event"), [
+        (output.timestamp(h.event.get("origin_server_ts")), h.room_name or h.room_id,
+         str(h.event.get("sender", "")),
+         str((h.event.get("content") or {}).get("body", "")), str(h.event.get("event_id", "")))
+        for h in hits
+    ])
+    return 0
+
+
+async def verify(args: argparse.Namespace) -> int:
+    session, api_cm = _open(args)
+    async with api_cm as api:
+        room_id = await _resolve(api, session, args.room)
+        report = await api.verify(room_id)
+    if args.json:
+        output.emit_json(report.raw)
+    elif report.ok:
+        output.line(Text("intact", style="bold green"),
+                    f": {report.checked} events of {room_id} checked, no problems")
+    else:
+        output.line(Text("NIET INTACT", style="bold red"),
+                    f": {len(report.problems)} problem(s) in {room_id}")
+        for problem in report.problems:
+            output.line(f"  - {problem}")
+    return 0 if report.ok else 1
+
+
+async def audit(args: argparse.Namespace) -> int:
+    session, api_cm = _open(args)
+    async with api_cm as api:
+        if args.completeness:
+            report = await api.completeness()
+        else:
+            user = user_id_of(args.user, session.server_name) if args.user else None
+            entries = await api.access_log(limit=args.limit, user=user)
+    if args.completeness:
+        if args.json:
+            output.emit_json(report)
+        else:
+            totals = report.get("totals") or {}
+            state = Text("volledig", style="bold green") if report.get("complete") \
+                else Text("ONVOLLEDIG", style="bold red")
+            output.line(state, "  " + "  ".join(f"{k}: {v}" for k, v in totals.items()))
+            output.table(None, ("Kamer", "Ledger", "Ontbreekt", "Wacht", "Onleesbaar"), [
+                (str(r.get("room_id")), str(r.get("ledger_events")), str(r.get("missing")),
+                 str(r.get("pending")), str(r.get("undecryptable")))
+                for r in report.get("rooms") or [] if isinstance(r, dict)
+            ])
+        return 0 if report.get("complete") else 1
+    if args.json:
+        output.emit_json(entries)
+    elif not entries:
+        output.info("The access log is empty.")
+    else:
+        output.table(None, ("Tijd", "Wie", "Doel", "Actie", "Details"), [
+            (output.timestamp(_ms_of(e.get("ts"))), str(e.get("user_id", "")),
+             str(e.get("purpose") or ""), str(e.get("action", "")), _details(e.get("details")))
+            for e in entries
+        ])
+    return 0
+
+
+def _ms_of(ts: Any) -> float | None:
+    """Access-log times may be seconds or milliseconds."""
+    if not isinstance(ts, int | float):
+        return None
+    return float(ts) * 1000 if ts < 1e11 else float(ts)
+
+
+def _details(details: Any) -> str:
+    if isinstance(details, dict):
+        return ", ".join(f"{k}={v}" for k, v in details.items())
+    return "" if details is None else str(details)

@@ -1,0 +1,327 @@
+"""`rijkschat` as a user runs it: real subprocesses against a real Synapse (policy module in
+enforce mode), the real archiver bot and the bridge's archive API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nio.crypto.sas import SasState
+
+from tests.cli.conftest import Cli, Stack, interrupt, one_error_line, read_until
+from tests.e2e_client import E2EUser
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.synapse
+
+
+@pytest.fixture(scope="module")
+async def overleg(clis: dict[str, Cli]) -> str:
+    """An encrypted room of two officials (no key official: not archived)."""
+    a1, a2 = clis["ambtenaar1"], clis["ambtenaar2"]
+    room_id = (await a1.run("create", "Overleg", "--invite", "ambtenaar2")).line
+    assert room_id.startswith("!")
+    await a2.run("join", "Overleg")  # by the name of the invitation
+    return room_id
+
+
+@pytest.fixture(scope="module")
+async def beleid(clis: dict[str, Cli]) -> str:
+    """A key official's room: the policy module brings in the archiver."""
+    room_id = (await clis["minister"].run("create", "Beleid", "--invite", "ambtenaar1")).line
+    await clis["ambtenaar1"].run("join", room_id)
+    return room_id
+
+
+def by_body(messages: list[dict[str, Any]], body: str) -> dict[str, Any]:
+    found = [m for m in messages if m["body"] == body]
+    assert len(found) == 1, messages
+    return found[0]
+
+
+# -- login and the stored session ---------------------------------------------------------------
+
+async def test_login_stores_a_private_session_and_reuses_its_device(clis: dict[str, Cli]) -> None:
+    cli = clis["ambtenaar2"]
+    store = cli.store
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700
+    files = [p for p in store.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"session.json", "pickle.key", "cross-signing.json"}
+    assert any(p.suffix == ".db" for p in files), files  # the E2E store
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    pickle_key = (store / "pickle.key").read_text().strip()
+    assert len(pickle_key) >= 32
+    assert pickle_key != "DEFAULT_KEY"
+    assert cli.hs.password("ambtenaar2") not in (store / "session.json").read_text()
+
+    before = (await cli.run("whoami", "--json")).json()
+    assert before["user_id"] == cli.user_id
+    again = await cli.login()
+    assert "same device" in again.err
+    after = (await cli.run("whoami", "--json")).json()
+    assert after["device_id"] == before["device_id"]
+
+    devices = (await cli.run("devices", "--json")).json()
+    mine = [d for d in devices if d["this_device"]]
+    assert len(mine) == 1
+    assert mine[0]["device_id"] == before["device_id"]
+    assert mine[0]["cross_signed"] is True  # signed with our self-signing key on first login
+
+
+# -- chatting ------------------------------------------------------------------------------------
+
+async def test_two_users_read_each_others_encrypted_messages(
+    clis: dict[str, Cli], overleg: str
+) -> None:
+    a1, a2 = clis["ambtenaar1"], clis["ambtenaar2"]
+    await a1.run("send", "Overleg", "Goedemorgen, zullen we om tien uur bellen?")
+    await a2.run("send", overleg, "Prima, tot straks.")
+    for cli in (a1, a2):
+        messages = (await cli.run("read", "Overleg", "--json")).json()
+        ask = by_body(messages, "Goedemorgen, zullen we om tien uur bellen?")
+        answer = by_body(messages, "Prima, tot straks.")
+        assert ask["encrypted"]
+        assert answer["encrypted"]
+        assert ask["sender"] == a1.user_id
+        assert answer["sender_name"] == "Ambtenaar Twee"
+        assert not any(m["undecryptable"] for m in messages)
+    text = (await a2.run("read", "Overleg", "--limit", "5")).out
+    assert "Ambtenaar Een: Goedemorgen, zullen we om tien uur bellen?" in text
+
+
+async def test_file_round_trip_is_byte_identical(
+    clis: dict[str, Cli], overleg: str, tmp_path: Path
+) -> None:
+    data = secrets.token_bytes(150_000)
+    source = tmp_path / "notulen.pdf"
+    source.write_bytes(data)
+    event_id = (await clis["ambtenaar1"].run("send", "Overleg", "--file", str(source))).line
+    target = tmp_path / "ontvangen.pdf"
+    await clis["ambtenaar2"].run("download", "Overleg", event_id, "-o", str(target))
+    assert target.read_bytes() == data
+    messages = (await clis["ambtenaar2"].run("read", "Overleg", "--json")).json()
+    attachment = next(m for m in messages if m["event_id"] == event_id)["attachment"]
+    assert attachment["encrypted"] is True
+    assert attachment["name"] == "notulen.pdf"
+
+
+async def test_reply_edit_react_and_redact_show_up_in_read(
+    clis: dict[str, Cli], overleg: str
+) -> None:
+    a1, a2 = clis["ambtenaar1"], clis["ambtenaar2"]
+    original = (await a1.run("send", "Overleg", "De nota is klaar")).line
+    reply = (await a2.run("reply", "Overleg", original, "Dank, ik lees hem vandaag")).line
+    await a1.run("edit", "Overleg", original, "De nota is klaar (versie 2)")
+    await a2.run("react", "Overleg", original, "👍")
+    oops = (await a1.run("send", "Overleg", "verkeerde kamer")).line
+    await a1.run("redact", "Overleg", oops, "--reason", "vergissing")
+
+    messages = (await a2.run("read", "Overleg", "--json")).json()
+    by_id = {m["event_id"]: m for m in messages}
+    assert by_id[original]["body"] == "De nota is klaar (versie 2)"
+    assert by_id[original]["edited"] is True
+    assert by_id[original]["reactions"] == {"👍": [a2.user_id]}
+    assert by_id[reply]["reply_to"] == original
+    assert by_id[oops]["redacted"] is True
+    assert by_id[oops]["body"] == "[verwijderd]"
+    assert not any(m["body"].startswith("* ") for m in messages)  # edits are not messages
+    text = (await a1.run("read", "Overleg")).out
+    assert "De nota is klaar (versie 2) (bewerkt)" in text
+    assert "[verwijderd]" in text
+    assert "verkeerde kamer" not in text
+
+    line = one_error_line(await a2.run("edit", "Overleg", original, "niet van mij", ok=False))
+    assert "only edit your own" in line
+
+
+async def test_tail_shows_new_messages_live_until_ctrl_c(
+    clis: dict[str, Cli], overleg: str
+) -> None:
+    proc = await clis["ambtenaar2"].spawn("tail", "Overleg")
+    try:
+        assert proc.stderr is not None
+        assert proc.stdout is not None
+        await read_until(proc.stderr, "Ctrl-C")
+        await clis["ambtenaar1"].run("send", "Overleg", "Live vanuit de trein")
+        seen = await read_until(proc.stdout, "Live vanuit de trein")
+        assert "Ambtenaar Een" in seen
+        interrupt(proc)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert "Traceback" not in (await proc.stderr.read()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+# -- the archiving marker and the archive ---------------------------------------------------------
+
+async def test_archived_marker_only_in_a_key_officials_room(
+    clis: dict[str, Cli], overleg: str, beleid: str
+) -> None:
+    rooms = {r["room_id"]: r for r in (await clis["ambtenaar1"].run("rooms", "--json")).json()}
+    assert rooms[beleid]["archived"] is True
+    assert rooms[beleid]["archiving"]["basis"] == "Archiefwet"
+    assert rooms[overleg]["archived"] is False
+    assert rooms[beleid]["encrypted"]
+    assert rooms[overleg]["encrypted"]
+    table = (await clis["ambtenaar1"].run("rooms")).out.splitlines()
+    assert "gearchiveerd" in next(line for line in table if beleid in line)
+    assert "gearchiveerd" not in next(line for line in table if overleg in line)
+    read = (await clis["minister"].run("read", "Beleid")).out
+    assert "gearchiveerd" in read.splitlines()[0]
+
+
+async def archived(archivist: Cli, word: str) -> list[Any]:
+    """Search until the archiver has captured the message holding ``word``."""
+    for _ in range(60):  # the archiver captures within a sync or two
+        hits: list[Any] = (await archivist.run("archive", "search", word, "--json")).json()
+        if hits:
+            return hits
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{word} never reached the archive")
+
+
+async def test_archivist_finds_a_message_sent_with_the_cli(
+    clis: dict[str, Cli], beleid: str
+) -> None:
+    word = f"kwartaalcijfers{secrets.token_hex(4)}"
+    event_id = (await clis["minister"].run("send", "Beleid", f"De {word} zijn binnen")).line
+    archivist = clis["archivaris"]
+
+    hits = await archived(archivist, word)
+    assert [h["event"]["event_id"] for h in hits] == [event_id]
+    assert hits[0]["event"]["content"]["body"] == f"De {word} zijn binnen"
+    assert hits[0]["event"]["decryption"] == "decrypted"
+    assert hits[0]["room"]["room_id"] == beleid
+    assert word in (await archivist.run("archive", "search", word)).out
+
+    rooms = (await archivist.run("archive", "rooms", "--json")).json()
+    assert beleid in {r["room_id"] for r in rooms}
+    assert "Beleid" in (await archivist.run("archive", "rooms")).out
+    log = (await archivist.run("archive", "audit", "--json")).json()
+    assert any(entry["user_id"] == archivist.user_id for entry in log)
+
+    refused = one_error_line(await clis["ambtenaar1"].run("archive", "rooms", ok=False))
+    assert "archivists only" in refused
+
+
+async def test_archivist_reads_and_verifies_a_room(clis: dict[str, Cli], beleid: str) -> None:
+    word = f"begroting{secrets.token_hex(4)}"
+    event_id = (await clis["minister"].run("send", "Beleid", f"Over de {word}")).line
+    archivist = clis["archivaris"]
+    await archived(archivist, word)
+    shown = (await archivist.run("archive", "show", "Beleid", "--json")).json()
+    assert event_id in {e["event_id"] for e in shown}
+    assert f"Over de {word}" in (await archivist.run("archive", "show", beleid)).out
+    verified = await archivist.run("archive", "verify", "Beleid")
+    assert "intact" in verified.out
+
+
+# -- devices and verification -------------------------------------------------------------------
+
+async def _accept_and_confirm(partner: E2EUser, stop: asyncio.Event) -> list[Any]:
+    """The other side of an emoji verification: accept, then confirm, as a user would."""
+    client = partner.client
+    shown: list[Any] = []
+    accepted: set[str] = set()
+    while not stop.is_set():
+        await client.sync(timeout=300)
+        await client.send_to_device_messages()  # our key goes out before our MAC
+        for tx_id, sas in list(client.key_verifications.items()):
+            if sas.we_started_it or sas.canceled:
+                continue
+            if tx_id not in accepted:
+                accepted.add(tx_id)
+                await client.accept_key_verification(tx_id)
+            elif sas.state == SasState.key_received and not sas.sas_accepted:
+                shown = sas.get_emoji()
+                await client.confirm_short_auth_string(tx_id)
+        await client.send_to_device_messages()
+    return shown
+
+
+async def test_emoji_verification_with_another_client(
+    cli_stack: Stack, clis: dict[str, Cli], tmp_path: Path
+) -> None:
+    cli = clis["ambtenaar1"]
+    partner = await E2EUser(cli_stack.hs, "ambtenaar3", tmp_path / "partner").start()
+    stop = asyncio.Event()
+    try:
+        partner.client.olm.users_for_key_query.add(cli.user_id)
+        await partner.client.keys_query()
+        device = partner.client.device_id
+        helper = asyncio.create_task(_accept_and_confirm(partner, stop))
+        proc = await cli.spawn("verify", "ambtenaar3", device,
+                               stdin=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        await read_until(proc.stderr, "Do they match?")
+        proc.stdin.write(b"y\n")
+        await proc.stdin.drain()
+        assert await asyncio.wait_for(proc.wait(), 60) == 0, (await proc.stderr.read()).decode()
+        emoji_line = (await proc.stdout.read()).decode().splitlines()[0].strip()
+        stop.set()
+        shown = await helper
+        assert emoji_line == "  ".join(symbol for symbol, _ in shown)
+        devices = (await cli.run("devices", "ambtenaar3", "--json")).json()
+        assert {d["device_id"]: d["trust"] for d in devices}[device] == "verified"
+    finally:
+        stop.set()
+        await partner.close()
+
+
+# -- errors: one line, a non-zero exit, no traceback -------------------------------------------
+
+async def test_wrong_password_is_one_clear_line(cli_stack: Stack) -> None:
+    cli = cli_stack.cli("wrong-password", "ambtenaar3")
+    result = await cli.run("login", "--homeserver", cli_stack.hs.url, "--user", "ambtenaar3",
+                           "--password-file", str(cli.password_file("niet-het-wachtwoord")),
+                           ok=False)
+    assert "wrong user name or password" in one_error_line(result)
+    assert not (cli.store / "session.json").exists()
+
+
+async def test_unreachable_homeserver_and_bridge(cli_stack: Stack, clis: dict[str, Cli]) -> None:
+    cli = cli_stack.cli("unreachable", "ambtenaar3")
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = await cli.run("login", "--homeserver", dead, "--user", "ambtenaar3",
+                           "--password-file", str(cli.password_file()), ok=False)
+    assert "does not answer" in one_error_line(result)
+    assert dead in result.err
+    result = await clis["archivaris"].run("archive", "rooms", "--bridge", dead, ok=False)
+    assert "does not answer" in one_error_line(result)
+
+
+async def test_not_logged_in(cli_stack: Stack) -> None:
+    cli = cli_stack.cli("nobody", None)
+    for args in (("rooms",), ("send", "Overleg", "hallo"), ("archive", "rooms")):
+        assert "not logged in" in one_error_line(await cli.run(*args, ok=False))
+
+
+async def test_unknown_room_and_event(clis: dict[str, Cli], overleg: str) -> None:
+    cli = clis["ambtenaar1"]
+    assert "unknown room" in one_error_line(await cli.run("read", "Bestaat niet", ok=False))
+    assert "unknown room" in one_error_line(
+        await cli.run("send", "!onbekend:test.localhost", "hallo", ok=False))
+    assert "unknown room" in one_error_line(
+        await cli.run("send", "#onbekend", "hallo", ok=False))
+    assert "unknown event" in one_error_line(
+        await cli.run("react", "Overleg", "$onbekend", "👍", ok=False))
+    assert "unknown room" in one_error_line(
+        await clis["archivaris"].run("archive", "verify", "Bestaat niet", ok=False))
+
+
+async def test_login_without_a_terminal_never_prompts(cli_stack: Stack) -> None:
+    cli = cli_stack.cli("no-terminal", "ambtenaar3")
+    result = await cli.run("login", "--homeserver", cli_stack.hs.url, "--user", "ambtenaar3",
+                           ok=False, timeout=20)
+    assert "--password-file" in one_error_line(result)
+    assert not os.path.exists(cli.store / "session.json")
