@@ -30,7 +30,8 @@ class Batch:
         self.rooms: dict[str, RoomState] = {}
         self.deks: dict[tuple[int, int], AESGCM | None] = {}
         self.records: list[dict[str, Any]] = []
-        self.index_rows: list[dict[str, Any]] = []
+        #: (token, ts, record_pk, room_pk, sender_h) rows of the blind index
+        self.index_rows: list[tuple[int, int, int, int, int]] = []
         self.attachment_rows: list[dict[str, Any]] = []
         self.room_updates: dict[int, dict[str, Any]] = {}
         #: (room pk, year) -> the data key exists (True) or was destroyed (False)
@@ -203,7 +204,7 @@ class Batch:
         if self.records:
             await bulk_insert(conn, records, self.records)
         if self.index_rows:
-            await bulk_insert(conn, search, self.index_rows)
+            await bulk_insert_tuples(conn, search, INDEX_COLUMNS, self.index_rows)
         if self.attachment_rows:
             await conn.execute(insert(attachments), self.attachment_rows)
         heads = [
@@ -270,17 +271,26 @@ def _marker(paramstyle: str, position: int) -> str:
     return "%s"
 
 
+INDEX_COLUMNS = ("token", "ts", "record_pk", "room_pk", "sender_h")
+
+
 async def bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Hot-path executemany straight to the driver: the same INSERT as ``insert(table)``
     without SQLAlchemy's per-row parameter processing (about 3x faster for the index)."""
-    names = list(rows[0])
+    names = tuple(rows[0])
+    getter = itemgetter(*names)
+    await bulk_insert_tuples(conn, table, names, [getter(row) for row in rows])
+
+
+async def bulk_insert_tuples(
+    conn: AsyncConnection, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
     style = conn.dialect.paramstyle
     sql = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"VALUES ({', '.join(_marker(style, i + 1) for i in range(len(names)))})"
     )
-    getter = itemgetter(*names)
-    await conn.exec_driver_sql(sql, [getter(row) for row in rows])
+    await conn.exec_driver_sql(sql, rows)
 
 
 def is_permanent(retention: str) -> bool:

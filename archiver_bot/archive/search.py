@@ -41,8 +41,11 @@ def words(text: str) -> list[str]:
     a hyphenated word yields its parts and the joined form (``e-mail`` -> ``e``, ``mail``,
     ``email``), so either spelling finds it.
     """
+    found = _WORD.findall(normalise(text))
+    if not any(c in text for c in "'\u2019-"):
+        return list(dict.fromkeys(w[:MAX_TOKEN_CHARS] for w in found))
     seen: dict[str, None] = {}
-    for match in _WORD.findall(normalise(text)):
+    for match in found:
         word = match.replace("'", "").replace("\u2019", "")
         if "-" in word:
             for part in word.split("-"):

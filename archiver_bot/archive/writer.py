@@ -130,10 +130,7 @@ async def ingest(
                     tag = sender_tags[rec.sender] = ctx.index.sender_tag(rec.sender)
                 ts = rec.origin_server_ts
                 room_pk = state.pk
-                work.index_rows.extend(
-                    {"token": t, "ts": ts, "record_pk": pk, "room_pk": room_pk, "sender_h": tag}
-                    for t in item.tokens
-                )
+                work.index_rows.extend((t, ts, pk, room_pk, tag) for t in item.tokens)
             inserted += 1
         await work.flush()
         if sync_token is not None:
@@ -209,10 +206,7 @@ async def add_decryption(
         )
         tokens = ctx.index.tokens(indexable_text(row.type, content))
         tag = ctx.index.sender_tag(row.sender)
-        work.index_rows.extend(
-            {"token": t, "ts": row.ts, "record_pk": row.pk, "room_pk": row.room_pk, "sender_h": tag}
-            for t in tokens
-        )
+        work.index_rows.extend((t, row.ts, row.pk, row.room_pk, tag) for t in tokens)
         await work.flush()
         return work
 
