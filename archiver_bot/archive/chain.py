@@ -49,14 +49,15 @@ _INT = struct.Struct(">BIq")
 def _encode_value(value: Any) -> bytes:
     cls = value.__class__
     if cls is str:  # the common cases first (hot path)
-        raw = value.encode("utf-8", "surrogatepass")
+        raw: bytes = value.encode("utf-8", "surrogatepass")
         return _LEN.pack(0x73, len(raw)) + raw
     if value is None:
         return _NONE
     if cls is int:
         return _INT.pack(0x69, 8, value)
     if cls is bytes:
-        return _LEN.pack(0x62, len(value)) + value
+        data: bytes = value
+        return _LEN.pack(0x62, len(data)) + data
     if isinstance(value, bool):
         return _INT.pack(0x69, 8, int(value))
     if isinstance(value, int):
