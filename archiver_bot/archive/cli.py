@@ -114,7 +114,9 @@ def export_public_key_main(argv: list[str]) -> int:
 
 
 async def _destroy(paths: ArchivePaths, url: str | None) -> str:
-    archive = await open_archive(paths, url)
+    # a "reader" may append next to the running archiver bot (chain heads are read under
+    # the database lock), so destruction can run from cron without stopping the bot
+    archive = await open_archive(paths, url, role="reader")
     try:
         report = await archive.destroy_expired()
     finally:

@@ -130,3 +130,22 @@ async def test_nulling_content_without_destruction_record_is_detected(
     report = await verify_archive(backend.paths, backend.url)
     assert (report.rooms[ROOM].kind, report.rooms[ROOM].position) == ("modified", 2)
     assert "without a destruction record" in report.rooms[ROOM].detail
+
+
+async def test_destroy_expired_command_runs_next_to_the_writer(
+    backend: Backend, open_store: OpenArchive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from archiver_bot.archive.cli import destroy_expired_main
+
+    writer = await open_store(default_retention="1y")
+    await writer.ingest([message(1, "heel oud bericht", ts=Y2020)])
+    args = ["--data-dir", str(backend.paths.root.parent), "--database-url", backend.url]
+    assert await asyncio.to_thread(destroy_expired_main, args) == 0
+    assert "destroyed 1 events under 1 data keys" in capsys.readouterr().out
+    assert (await writer.get_event(READER, "$ev1:rijk.example")).destroyed
+    # the writer keeps appending to the same chain afterwards
+    await writer.ingest([message(2, "nieuw bericht")])
+    await writer.close()
+    assert (await verify_archive(backend.paths, backend.url)).ok
