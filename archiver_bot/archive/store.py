@@ -49,6 +49,10 @@ from .verify import verify as verify_chains
 log = logging.getLogger(__name__)
 
 Role = Literal["writer", "reader"]
+#: the most events, hits or log entries one read call returns
+MAX_PAGE = 1000
+#: the most words one search uses (they are ANDed)
+MAX_TERMS = 16
 
 
 class Archive:
@@ -171,7 +175,9 @@ class Archive:
             self._ctx, actor, "room_events", {"room": room_id, "after": after, "limit": limit}
         )
         async with self._ctx.engine.connect() as conn:
-            return await reader.room_events(self._ctx, conn, room_id, after, max(1, limit))
+            return await reader.room_events(
+                self._ctx, conn, room_id, after, min(max(1, limit), MAX_PAGE)
+            )
 
     async def get_event(self, actor: Actor, event_id: str) -> StoredEvent:
         await audit.record_access(self._ctx, actor, "get_event", {"event": event_id})
@@ -196,7 +202,7 @@ class Archive:
         limit: int = 50,
     ) -> list[SearchHit]:
         """Messages containing every word of ``q`` (exact, normalised), newest first."""
-        terms = words(q)
+        terms = words(q)[:MAX_TERMS]
         await audit.record_access(
             self._ctx,
             actor,
@@ -212,7 +218,7 @@ class Archive:
                 sender=sender,
                 from_ts=from_ts,
                 to_ts=to_ts,
-                limit=limit,
+                limit=min(limit, MAX_PAGE),
             )
 
     async def access_log(
@@ -228,7 +234,7 @@ class Archive:
         )
         async with self._ctx.engine.connect() as conn:
             return await audit.read_access_log(
-                self._ctx, conn, limit=limit, user_id=user_id, since_ts=since_ts
+                self._ctx, conn, limit=min(limit, MAX_PAGE), user_id=user_id, since_ts=since_ts
             )
 
     # ---- integrity -----------------------------------------------------------------------

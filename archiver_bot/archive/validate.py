@@ -54,6 +54,8 @@ def _encode_object(record: EventRecord, name: str, value: object) -> bytes:
         raise InvalidEventError(
             str(record.event_id), f"{name} contains invalid UTF-8 (lone surrogate)"
         ) from None
+    except RecursionError:
+        raise InvalidEventError(str(record.event_id), f"{name} is nested too deeply") from None
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(str(record.event_id), f"{name} is not valid JSON: {exc}") from None
     if len(raw) > MAX_CONTENT_BYTES:

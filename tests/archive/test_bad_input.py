@@ -54,3 +54,16 @@ async def test_bad_late_decryption_raises_typed_error(archive: Archive) -> None:
     with pytest.raises(InvalidEventError, match="lone surrogate"):
         await archive.add_decryption("$ev1:rijk.example", {"body": "\ud800"}, "D", "K")
     assert await archive.undecryptable_count() == 1
+
+
+async def test_absurdly_nested_content_is_rejected_not_crashing_the_batch(
+    archive: Archive,
+) -> None:
+    nested: dict[str, object] = {}
+    cursor = nested
+    for _ in range(100_000):
+        cursor["x"] = {}
+        cursor = cursor["x"]  # type: ignore[assignment]
+    result = await archive.ingest([message(1, "", content=nested), message(2, "goed")])
+    assert result.inserted == 1
+    assert result.rejected[0][0] == "$ev1:rijk.example"
