@@ -14,10 +14,12 @@ import json
 import logging
 import mimetypes
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from nio import (
@@ -82,6 +84,17 @@ def make_client(storage: Storage, homeserver: str, user_id: str) -> AsyncClient:
         store_path=str(storage.store_dir),
         config=client_config(storage.pickle_key()),
     )
+
+
+def uncached_filter() -> dict[str, Any]:
+    """A sync filter that changes nothing but is new each time.
+
+    Synapse answers an identical /sync request (same since, filter, timeout, ...) from a
+    response cache for two minutes; a separate process that syncs from the same token (e.g.
+    when nothing happened in between) would then see an answer from before its own last
+    action. A filter excluding a made-up event type makes every request distinct."""
+    nonce = f"nl.rijkschat.cli.nocache.{uuid.uuid4().hex}"
+    return {"room": {"timeline": {"not_types": [nonce]}}}
 
 
 def ensure_http(client: AsyncClient) -> aiohttp.ClientSession:
@@ -209,7 +222,8 @@ class Connection:
     # -- syncing ------------------------------------------------------------------------------
 
     async def sync(self, timeout_ms: int = 0, full_state: bool = True) -> SyncResponse:
-        resp = check(await self.client.sync(timeout=timeout_ms, full_state=full_state), "sync")
+        resp = check(await self.client.sync(timeout=timeout_ms, full_state=full_state,
+                                            sync_filter=uncached_filter()), "sync")
         self._note_archiving(resp)
         await self.after_sync()
         assert isinstance(resp, SyncResponse)
@@ -264,9 +278,11 @@ class Connection:
         everything else (it has no side effects: to-device messages are only acknowledged
         by a later ``since``; we ignore them here)."""
         nothing: dict[str, Any] = {"types": []}
-        sync_filter = {"presence": nothing, "account_data": nothing,
-                       "room": {"timeline": {"limit": 0}, "state": nothing,
-                                "ephemeral": nothing, "account_data": nothing}}
+        sync_filter = uncached_filter()
+        sync_filter.update({"presence": nothing, "account_data": nothing})
+        sync_filter["room"].update({"state": nothing, "ephemeral": nothing,
+                                    "account_data": nothing})
+        sync_filter["room"]["timeline"]["limit"] = 0
         status, body = await raw_request(self.client, "GET", "/sync",
                                          params={"filter": json.dumps(sync_filter),
                                                  "timeout": "0"})
@@ -358,16 +374,13 @@ class Connection:
         deadline = time.monotonic() + ARCHIVER_JOIN_WAIT
         while True:
             try:
-                resp = await self.client.room_send(
-                    room_id, event_type, content, ignore_unverified_devices=True
-                )
+                event_id, errcode, message = await self._send_once(room_id, event_type, content)
             except (SendRetryError, LocalProtocolError, EncryptionError) as exc:
                 raise MatrixRequestError(f"sending to {room_id} failed: {exc}") from exc
-            if isinstance(resp, RoomSendResponse):
-                return str(resp.event_id)
-            message = str(getattr(resp, "message", "") or "")
+            if event_id is not None:
+                return event_id
             if (
-                getattr(resp, "status_code", None) == "M_FORBIDDEN"
+                errcode == "M_FORBIDDEN"
                 and NOT_YET_ARCHIVED_HINT in message
                 and time.monotonic() < deadline
             ):
@@ -377,7 +390,43 @@ class Connection:
                 # Make sure the next attempt shares the room key with the archiver's device.
                 self.client.invalidate_outbound_session(room_id)
                 continue
-            check(resp, "sending")
+            if errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+                raise NotLoggedInError(
+                    "the homeserver no longer accepts this session: run `rijkschat login`")
+            raise MatrixRequestError(f"sending failed: {message or errcode} ({errcode})")
+
+    async def _send_once(self, room_id: str, event_type: str,
+                         content: dict[str, Any]) -> tuple[str | None, str, str]:
+        """One attempt: (event id, "", "") or (None, errcode, error message)."""
+        room = self.client.rooms.get(room_id)
+        if event_type == "m.reaction" and room is not None and room.encrypted:
+            return await self._send_encrypted_reaction(room_id, content)
+        resp = await self.client.room_send(
+            room_id, event_type, content, ignore_unverified_devices=True
+        )
+        if isinstance(resp, RoomSendResponse):
+            return str(resp.event_id), "", ""
+        return None, str(getattr(resp, "status_code", "") or ""), str(
+            getattr(resp, "message", "") or "")
+
+    async def _send_encrypted_reaction(self, room_id: str,
+                                       content: dict[str, Any]) -> tuple[str | None, str, str]:
+        """nio sends reactions in the clear; Element encrypts them, and so do we (the
+        relation stays readable, the emoji does not)."""
+        client = self.client
+        if not client.rooms[room_id].members_synced:
+            check(await client.joined_members(room_id), "listing the room's members")
+            if client.should_query_keys:
+                check(await client.keys_query(), "querying device keys")
+        if client.olm.should_share_group_session(room_id):
+            await client.share_group_session(room_id, ignore_unverified_devices=True)
+        event_type, encrypted = client.encrypt(room_id, "m.reaction", content)
+        path = f"/rooms/{quote(room_id, safe='')}/send/{event_type}/{uuid.uuid4()}"
+        status, body = await raw_request(client, "PUT", path, encrypted)
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("event_id"), str):
+            return str(body["event_id"]), "", ""
+        body = body if isinstance(body, dict) else {}
+        return None, str(body.get("errcode", f"HTTP {status}")), str(body.get("error", ""))
 
     async def send_file(self, room_id: str, path: Path) -> str:
         try:

@@ -12,7 +12,7 @@ from nio import LoginResponse
 
 from client_cli import output
 from client_cli.crosssign import ensure_cross_signed
-from client_cli.errors import LoginFailedError, NotLoggedInError, UsageError
+from client_cli.errors import LoginFailedError, NotLoggedInError, UnreachableError, UsageError
 from client_cli.matrix import (
     DEVICE_NAME,
     Connection,
@@ -98,6 +98,7 @@ async def login(args: argparse.Namespace) -> int:
     password = _password(args)
     reuse = stored if stored is not None and _same_user(stored, homeserver, user) else None
 
+    fresh = not storage.root.exists()
     client = make_client(storage, homeserver, user)
     if reuse is not None:  # log in again on the same device: its E2E keys stay valid
         client.device_id = reuse.device_id
@@ -126,6 +127,10 @@ async def login(args: argparse.Namespace) -> int:
                 check(await client.keys_upload(), "uploading device keys")
             master = await ensure_cross_signed(client, storage.cross_signing_file, password)
             await conn.sync()
+    except (LoginFailedError, UnreachableError):
+        if fresh:  # leave nothing behind after a failed first login
+            shutil.rmtree(storage.root, ignore_errors=True)
+        raise
     finally:
         await client.close()
     how = "same device" if reuse is not None else "new device"

@@ -4,12 +4,15 @@ enforce mode), the real archiver bot and the bridge's archive API."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from nio.crypto.sas import SasState
 
@@ -34,8 +37,21 @@ async def overleg(clis: dict[str, Cli]) -> str:
 async def beleid(clis: dict[str, Cli]) -> str:
     """A key official's room: the policy module brings in the archiver."""
     room_id = (await clis["minister"].run("create", "Beleid", "--invite", "ambtenaar1")).line
-    await clis["ambtenaar1"].run("join", room_id)
+    joined = await clis["ambtenaar1"].run("join", room_id)
+    assert "gearchiveerd" in joined.err  # the invitee is told before the first message
     return room_id
+
+
+async def homeserver_event(cli: Cli, room_id: str, event_id: str) -> dict[str, Any]:
+    """The event as the homeserver holds it (with the CLI user's own token)."""
+    session = json.loads((cli.store / "session.json").read_text())
+    async with aiohttp.ClientSession() as http, http.get(
+        f"{session['homeserver']}/_matrix/client/v3/rooms/{room_id}/event/{event_id}",
+        headers={"Authorization": f"Bearer {session['access_token']}"},
+    ) as resp:
+        assert resp.status == 200
+        body: dict[str, Any] = await resp.json()
+        return body
 
 
 def by_body(messages: list[dict[str, Any]], body: str) -> dict[str, Any]:
@@ -72,6 +88,39 @@ async def test_login_stores_a_private_session_and_reuses_its_device(clis: dict[s
     assert len(mine) == 1
     assert mine[0]["device_id"] == before["device_id"]
     assert mine[0]["cross_signed"] is True  # signed with our self-signing key on first login
+
+
+async def test_direct_chat_invite_and_leave(clis: dict[str, Cli]) -> None:
+    a1, a2 = clis["ambtenaar1"], clis["ambtenaar2"]
+    room_id = (await a1.run("create", "Even bellen", "--direct", "--invite", "ambtenaar2")).line
+    await a2.run("join", "Even bellen")
+    await a1.run("invite", room_id, "@ambtenaar3:test.localhost")
+    rooms = {r["room_id"]: r for r in (await a2.run("rooms", "--json")).json()}
+    assert rooms[room_id]["encrypted"] is True
+    assert rooms[room_id]["members"] == 3  # two joined, one invited
+    await a2.run("leave", "Even bellen")
+    after = (await a2.run("rooms", "--json")).json()
+    assert room_id not in {r["room_id"] for r in after}, after
+    usage = one_error_line(await a1.run("create", "Fout", "--direct", ok=False))
+    assert "--direct needs exactly one" in usage
+
+
+async def test_logout_removes_the_device_and_a_revoked_session_says_so(
+    cli_stack: Stack, clis: dict[str, Cli]
+) -> None:
+    cli = cli_stack.cli("logout", "ambtenaar3")
+    await cli.login()
+    device = (await cli.run("whoami", "--json")).json()["device_id"]
+    copy = cli_stack.cli("logout-copy", "ambtenaar3")
+    shutil.copytree(cli.data, copy.data)
+    await cli.run("logout")
+    assert not (cli.store / "session.json").exists()
+    assert "not logged in" in one_error_line(await cli.run("rooms", ok=False))
+    revoked = one_error_line(await copy.run("rooms", ok=False))
+    assert "no longer accepts this session" in revoked
+    listed = await clis["ambtenaar1"].run("devices", "ambtenaar3", "--json", ok=False)
+    remaining = {d["device_id"] for d in listed.json()} if listed.code == 0 else set()
+    assert device not in remaining  # the homeserver deleted the device and its keys
 
 
 # -- chatting ------------------------------------------------------------------------------------
@@ -118,7 +167,10 @@ async def test_reply_edit_react_and_redact_show_up_in_read(
     original = (await a1.run("send", "Overleg", "De nota is klaar")).line
     reply = (await a2.run("reply", "Overleg", original, "Dank, ik lees hem vandaag")).line
     await a1.run("edit", "Overleg", original, "De nota is klaar (versie 2)")
-    await a2.run("react", "Overleg", original, "👍")
+    reaction = (await a2.run("react", "Overleg", original, "👍")).line
+    raw = await homeserver_event(a2, overleg, reaction)
+    assert raw["type"] == "m.room.encrypted"  # as Element does: the emoji is not in the clear
+    assert raw["content"]["m.relates_to"]["event_id"] == original
     oops = (await a1.run("send", "Overleg", "verkeerde kamer")).line
     await a1.run("redact", "Overleg", oops, "--reason", "vergissing")
 
@@ -207,6 +259,8 @@ async def test_archivist_finds_a_message_sent_with_the_cli(
     assert "Beleid" in (await archivist.run("archive", "rooms")).out
     log = (await archivist.run("archive", "audit", "--json")).json()
     assert any(entry["user_id"] == archivist.user_id for entry in log)
+    completeness = await archivist.run("archive", "audit", "--completeness", "--json", ok=False)
+    assert completeness.code == (0 if completeness.json()["complete"] else 1)
 
     refused = one_error_line(await clis["ambtenaar1"].run("archive", "rooms", ok=False))
     assert "archivists only" in refused
@@ -286,7 +340,7 @@ async def test_wrong_password_is_one_clear_line(cli_stack: Stack) -> None:
                            "--password-file", str(cli.password_file("niet-het-wachtwoord")),
                            ok=False)
     assert "wrong user name or password" in one_error_line(result)
-    assert not (cli.store / "session.json").exists()
+    assert not cli.store.exists()  # nothing is left behind
 
 
 async def test_unreachable_homeserver_and_bridge(cli_stack: Stack, clis: dict[str, Cli]) -> None:
@@ -298,6 +352,12 @@ async def test_unreachable_homeserver_and_bridge(cli_stack: Stack, clis: dict[st
     assert dead in result.err
     result = await clis["archivaris"].run("archive", "rooms", "--bridge", dead, ok=False)
     assert "does not answer" in one_error_line(result)
+    assert not cli.store.exists()
+    # A stored session whose homeserver went away:
+    shutil.copytree(clis["ambtenaar1"].store, cli.store)
+    session = json.loads((cli.store / "session.json").read_text())
+    (cli.store / "session.json").write_text(json.dumps({**session, "homeserver": dead}))
+    assert "does not answer" in one_error_line(await cli.run("rooms", ok=False))
 
 
 async def test_not_logged_in(cli_stack: Stack) -> None:
