@@ -104,6 +104,12 @@ def format_ts(ts_ms: int | None, *, with_day: bool = True) -> str:
     return f"{_DAYS[moment.weekday()]} {text}" if with_day else text
 
 
+def format_short(ts_ms: int | None) -> str:
+    if ts_ms is None:
+        return "–"
+    return datetime.fromtimestamp(ts_ms / 1000, LOCAL_ZONE).strftime("%d-%m-%Y %H:%M")
+
+
 def format_time(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, LOCAL_ZONE).strftime("%H:%M")
 

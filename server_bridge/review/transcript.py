@@ -94,6 +94,7 @@ class Line:
     history: list[Version] = field(default_factory=list)
     reply_to: Quote | None = None
     thread_root: str | None = None
+    thread_root_on_page: bool = False
     thread_replies: int = 0
     reactions: list[Reaction] = field(default_factory=list)
     redacted_by: str | None = None
@@ -281,6 +282,7 @@ def _line(
             line.reply_to = Quote(target, "", "", False)
     if rel_type(event) == "m.thread":
         line.thread_root = rel_target(event)
+        line.thread_root_on_page = line.thread_root in on_page
     edits = sorted((known[e] for e in event.edits if e in known),
                    key=lambda e: (e.origin_server_ts, e.event_id))
     if edits:

@@ -36,7 +36,7 @@ from server_bridge.review.sessions import (
     same_secret,
     set_cookie,
 )
-from server_bridge.review.text import date_to_ms, format_ts
+from server_bridge.review.text import date_to_ms, format_short, format_ts
 from server_bridge.review.transcript import (
     IMAGE_TYPES,
     Names,
@@ -62,6 +62,14 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 PAGE_SIZE = 200
 LINKED_BUDGET = 100  # linked events fetched per transcript page, at most
 MAX_FIELD_CHARS = 1000
+ACTION_LABELS = {
+    "list_rooms": "kamerlijst",
+    "room_events": "transcript gelezen",
+    "get_event": "gebeurtenis gelezen",
+    "get_attachment": "bijlage geopend",
+    "search": "gezocht",
+    "access_log": "toegangslog gelezen",
+}
 
 
 def url_for_room(room_id: str) -> str:
@@ -478,10 +486,13 @@ def setup_ui(app: web.Application) -> None:
         url_for_room=url_for_room,
         url_for_event=url_for_event,
         format_ts=format_ts,
+        format_short=format_short,
         anchor_of=anchor_of,
+        action_label=ACTION_LABELS.get,
     )
     app[SESSIONS] = SessionStore()
     r = app.router
+    r.add_get("/", index_redirect)
     r.add_get(BASE, index_redirect)
     r.add_get(BASE + "/", rooms_page)
     r.add_get(BASE + "/inloggen", login_page)

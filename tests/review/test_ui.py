@@ -41,6 +41,9 @@ async def test_login_sets_a_strict_httponly_session_and_logout_ends_it(
     review_stack: ReviewStack,
 ) -> None:
     async with await browser(review_stack) as session:
+        async with session.get("/", allow_redirects=False) as resp:
+            assert resp.status == 303
+            assert resp.headers["Location"] == "/archief/"
         async with session.get("/archief/", allow_redirects=False) as resp:
             assert resp.status == 303
             assert resp.headers["Location"] == LOGIN
