@@ -106,3 +106,29 @@ def test_search_queries_are_bounded() -> None:
     for bad in ("", "   ", "!!!", "x" * 501, "w " * 17):
         with pytest.raises(ApiError):
             query_param(bad)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"body": 42, "msgtype": ["m.text"]},
+        {"body": "x", "m.relates_to": "not an object"},
+        {"body": "x", "m.relates_to": {"m.in_reply_to": "nope", "rel_type": 7}},
+        {"body": "x", "format": "org.matrix.custom.html", "formatted_body": {"a": 1}},
+        {"msgtype": "m.file", "body": None, "info": "big", "filename": ["a"]},
+        {"msgtype": "m.image", "info": {"mimetype": 5, "size": "groot"}},
+        {},
+    ],
+)
+def test_odd_content_never_breaks_a_transcript(content: dict[str, object]) -> None:
+    target = _event(1, {"body": "doel"}, reactions=["$e2"], edits=["$e3"], redacted_by="$e4")
+    odd = [
+        _event(2, content, type="m.reaction"),
+        _event(3, {**content, "m.new_content": content.get("body")}),
+        _event(4, content, type="m.room.redaction"),
+        _event(5, content),
+        _event(6, content, type="m.room.member", state_key="@b:x"),
+        _event(7, content, type="m.room.name", state_key=""),
+    ]
+    lines = build_transcript([target, *odd], {}, Names({}), "/b/{}")
+    assert lines

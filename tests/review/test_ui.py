@@ -186,3 +186,21 @@ async def test_ui_errors_are_pages_without_stack_traces(review_stack: ReviewStac
                 assert resp.status == status, (path, resp.status)
                 assert resp.headers["Content-Type"].startswith("text/html")
                 assert "Traceback" not in text
+
+
+async def test_long_rooms_are_paged_in_the_transcript(review_stack: ReviewStack) -> None:
+    room_url = f"/archief/kamers/{quote(review_stack.archive.big_room, safe='')}"
+    async with await browser(review_stack) as session:
+        await login(session, review_stack, "archivaris")
+        async with session.get(room_url) as resp:
+            html = await resp.text()
+        assert html.count('class="msg') == 200
+        assert "bericht 0 over" in html
+        assert "bericht 200 over" not in html
+        next_url = re.search(r'href="([^"]+)">Volgende pagina', html)
+        assert next_url
+        async with session.get(next_url.group(1).replace("&amp;", "&")) as resp:
+            html = await resp.text()
+        assert "bericht 200 over" in html
+        assert "bericht 199 over" not in html
+        assert "Naar het begin" in html
