@@ -157,7 +157,7 @@ class RoomInfo:
     name: str
     membership: str  # "join" or "invite"
     encrypted: bool
-    archived: bool
+    archived: bool | None  # None: not known before joining (an invitation)
     members: int
     alias: str | None = None
     archiving: dict[str, Any] | None = None
@@ -266,7 +266,7 @@ class Connection:
             name=room.display_name,
             membership=membership,
             encrypted=bool(room.encrypted),
-            archived=membership == "join" and self.is_archived(room.room_id),
+            archived=self.is_archived(room.room_id) if membership == "join" else None,
             members=int(room.member_count or len(room.users)),
             alias=room.canonical_alias,
             archiving=self.archiving.get(room.room_id),
@@ -307,7 +307,7 @@ class Connection:
                 name=str(name or alias or f"uitnodiging van {inviter or '?'}"),
                 membership="invite",
                 encrypted=("m.room.encryption", "") in state,
-                archived=False,
+                archived=None,
                 members=members,
                 alias=alias if isinstance(alias, str) else None,
             )

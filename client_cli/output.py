@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 _console: Console | None = None
@@ -43,13 +42,28 @@ def info(text: str) -> None:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    t = Table(title=title, title_justify="left", header_style="bold", box=None,
-              pad_edge=False)
-    for column in columns:
-        t.add_column(column, overflow="fold")
-    for row in rows:
-        t.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
-    console().print(t)
+    """Aligned columns, one line per row. Nothing is truncated or folded (ids stay whole
+    and copyable); a line longer than the terminal simply wraps."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(header), *(row[i].cell_len for row in cells)])
+              for i, header in enumerate(columns)]
+    if title:
+        console().print(Text(title, style="bold"), soft_wrap=True)
+    lines = [[Text(h, style="bold") for h in columns], *cells]
+    for row in lines:
+        text = Text()
+        for i, cell in enumerate(row):
+            text.append(cell)
+            if i < len(row) - 1:
+                text.append(" " * (widths[i] - cell.cell_len + 2))
+        text.rstrip()
+        console().print(text, soft_wrap=True)
+
+
+def _cell(value: Any) -> Text:
+    text = value.copy() if isinstance(value, Text) else Text(str(value))
+    text.plain = text.plain.replace("\n", " ⏎ ")
+    return text
 
 
 def line(*parts: Text | str) -> None:
@@ -60,7 +74,8 @@ def line(*parts: Text | str) -> None:
     console().file.flush()
 
 
-def timestamp(ms: int | float | None) -> str:
+def timestamp(ms: int | float | None, seconds: bool = True) -> str:
     if not ms:
         return "-"
-    return datetime.fromtimestamp(float(ms) / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return datetime.fromtimestamp(float(ms) / 1000).strftime(fmt)

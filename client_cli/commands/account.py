@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from nio import LoginResponse
+from rich.text import Text
 
 from client_cli import output
 from client_cli.crosssign import ensure_cross_signed
@@ -165,5 +166,6 @@ async def whoami(args: argparse.Namespace) -> int:
     if args.json:
         output.emit_json(info)
     else:
-        output.table(None, ("", ""), [(k, v) for k, v in info.items()])
+        for key, value in info.items():
+            output.line(Text(f"{key + ':':<12}", style="bold"), value)
     return 0

@@ -111,11 +111,11 @@ def _open(args: argparse.Namespace) -> tuple[Session, Any]:
 
 def _room_row(room: ArchivedRoom) -> list[Any]:
     return [
-        Text(room.name or "(naamloos)", style="bold"), room.room_id, str(room.event_count),
-        output.timestamp(room.first_ts), output.timestamp(room.last_ts),
+        Text(room.name or "(naamloos)", style="bold"), str(room.event_count),
+        output.timestamp(room.last_ts, seconds=False),
         Text(str(room.undecryptable), style="red" if room.undecryptable else ""),
         room.retention or "", "ja" if room.legal_hold else "",
-        ", ".join(room.key_officials),
+        ", ".join(room.key_officials), Text(room.room_id, style="dim"),
     ]
 
 
@@ -128,8 +128,8 @@ async def rooms(args: argparse.Namespace) -> int:
     elif not found:
         output.info("The archive holds no rooms yet.")
     else:
-        output.table(None, ("Kamer", "Id", "Events", "Eerste", "Laatste", "Onleesbaar",
-                            "Bewaren", "Hold", "Sleutelfunctionarissen"),
+        output.table(None, ("Kamer", "Events", "Laatste", "Onleesbaar", "Bewaren",
+                            "Hold", "Sleutelfunctionarissen", "Id"),
                      [_room_row(r) for r in found])
     return 0
 
@@ -199,7 +199,8 @@ async def search(args: argparse.Namespace) -> int:
         output.info(f"No archived messages match {args.query!r}.")
         return 0
     output.table(None, ("Tijd", "Kamer", "Afzender", "Bericht", "Event"), [
-        (output.timestamp(h.event.get("origin_server_ts")), h.room_name or h.room_id,
+        (output.timestamp(h.event.get("origin_server_ts"), seconds=False),
+         h.room_name or h.room_id,
          str(h.event.get("sender", "")),
          str((h.event.get("content") or {}).get("body", "")), str(h.event.get("event_id", "")))
         for h in hits
@@ -269,5 +270,5 @@ def _ms_of(ts: Any) -> float | None:
 
 def _details(details: Any) -> str:
     if isinstance(details, dict):
-        return ", ".join(f"{k}={v}" for k, v in details.items())
+        return ", ".join(f"{k}={v}" for k, v in details.items() if v is not None)
     return "" if details is None else str(details)

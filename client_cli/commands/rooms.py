@@ -51,12 +51,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _row(room: RoomInfo) -> list[Any]:
     return [
         Text(room.name, style="bold"),
-        room.room_id,
-        "lid" if room.membership == "join" else "uitgenodigd",
-        str(room.members),
+        Text(ARCHIVED, style="bold yellow") if room.archived
+        else Text("? (zie na deelname)", style="dim") if room.archived is None else "",
         Text("versleuteld", style="green") if room.encrypted
         else Text("NIET versleuteld", style="red") if room.membership == "join" else "",
-        Text(ARCHIVED, style="bold yellow") if room.archived else "",
+        "lid" if room.membership == "join" else "uitgenodigd",
+        str(room.members),
+        Text(room.room_id, style="dim"),
     ]
 
 
@@ -68,7 +69,7 @@ async def rooms(args: argparse.Namespace) -> int:
     elif not found:
         output.info("You are in no rooms yet (`rijkschat create NAME`).")
     else:
-        output.table(None, ("Kamer", "Id", "Status", "Leden", "Versleuteling", "Archief"),
+        output.table(None, ("Kamer", "Archief", "Versleuteling", "Status", "Leden", "Id"),
                      [_row(r) for r in found])
     return 0
 
