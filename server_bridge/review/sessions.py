@@ -20,6 +20,8 @@ LOGIN_COOKIE = "rijkschat_login"
 IDLE_SECONDS = 30 * 60
 ABSOLUTE_SECONDS = 8 * 3600
 MAX_SESSIONS = 1000
+FAILED_LOGIN_LIMIT = 10  # per client address ...
+FAILED_LOGIN_WINDOW = 600.0  # ... in this many seconds
 
 
 @dataclass
@@ -82,7 +84,39 @@ class SessionStore:
         return len(self._sessions)
 
 
+class LoginThrottle:
+    """Failed UI logins per client address: the homeserver sees every UI login coming from
+    the bridge, so the bridge limits guessing itself before it reaches Synapse."""
+
+    def __init__(self, limit: int = FAILED_LOGIN_LIMIT,
+                 window: float = FAILED_LOGIN_WINDOW) -> None:
+        self._limit = limit
+        self._window = window
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(key, []) if now - t < self._window]
+        if recent:
+            self._failures[key] = recent
+        else:
+            self._failures.pop(key, None)
+        return recent
+
+    def blocked(self, key: str) -> bool:
+        return len(self._recent(key, time.monotonic())) >= self._limit
+
+    def failed(self, key: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) > 10_000:
+            self._failures.clear()
+        self._failures[key] = [*self._recent(key, now), now]
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
 SESSIONS = web.AppKey("review_sessions", SessionStore)
+THROTTLE = web.AppKey("review_login_throttle", LoginThrottle)
 
 
 def same_secret(presented: str | None, expected: str) -> bool:

@@ -15,6 +15,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from server_bridge.appservice.audit import ArchiveUnavailable
+from server_bridge.appservice.routes import LEDGER
 from server_bridge.review.api import ARCHIVIST, attachment_response
 from server_bridge.review.service import (
     REVIEW,
@@ -30,6 +32,8 @@ from server_bridge.review.sessions import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     SESSIONS,
+    THROTTLE,
+    LoginThrottle,
     SessionStore,
     WebSession,
     clear_cookie,
@@ -61,6 +65,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 PAGE_SIZE = 200
 LINKED_BUDGET = 100  # linked events fetched per transcript page, at most
+COMPLETENESS_GRACE_MS = 30_000  # the archiver may lag this far behind the ledger
 MAX_FIELD_CHARS = 1000
 ACTION_LABELS = {
     "list_rooms": "kamerlijst",
@@ -220,6 +225,11 @@ async def login_submit(request: web.Request) -> web.Response:
     if not same_secret(form.get("csrf"), request.cookies.get(LOGIN_COOKIE) or "\0"):
         log.warning("login from %s without a valid CSRF token", request.remote)
         raise ApiError(403, "M_FORBIDDEN", "ongeldig formuliertoken; laad de pagina opnieuw")
+    throttle_key = request.remote or "?"
+    if request.app[THROTTLE].blocked(throttle_key):
+        log.warning("review login from %s refused: too many failed attempts", throttle_key)
+        return _login_form(request, "Te veel mislukte inlogpogingen; probeer het over "
+                           "tien minuten opnieuw.", 429)
     username = form.get("gebruikersnaam", "")
     password = form.get("wachtwoord", "")
     try:
@@ -231,8 +241,15 @@ async def login_submit(request: web.Request) -> web.Response:
     if user_id is None or not password:
         return _login_form(request, "Vul een geldige gebruikersnaam en wachtwoord in.", 400,
                            username)
-    token = await _matrix_login(request, user_id, password)
+    try:
+        token = await _matrix_login(request, user_id, password)
+    except ApiError as exc:
+        if exc.status != 429:
+            raise
+        request.app[THROTTLE].failed(throttle_key)
+        return _login_form(request, exc.message, 429, username)
     if token is None:
+        request.app[THROTTLE].failed(throttle_key)
         log.info("failed review login for %s", user_id)
         return _login_form(request, "Onjuiste gebruikersnaam of wachtwoord.", 401, username)
     try:
@@ -246,6 +263,7 @@ async def login_submit(request: web.Request) -> web.Response:
                 request, "Geen toegang: alleen archivarissen kunnen het archief inzien.", 403,
                 username)
         raise
+    request.app[THROTTLE].succeeded(throttle_key)
     session = request.app[SESSIONS].create(real_user, token, purpose)
     log.info("archivist %s logged in to the review UI", real_user)
     response = _redirect(f"{BASE}/")
@@ -434,6 +452,21 @@ async def audit_page(request: web.Request) -> web.Response:
     return _render(request, "audit.html", {"rows": rows, "user": user}, session)
 
 
+async def completeness_page(request: web.Request) -> web.Response:
+    """The ledger's completeness audit (what the homeserver accepted vs. what the archive
+    holds), after the room list read that puts this view in the access log."""
+    session = await _session(request)
+    rooms = await request.app[REVIEW].rooms(_reader(request, session))
+    try:
+        report = await request.app[LEDGER].audit(COMPLETENESS_GRACE_MS)
+    except ArchiveUnavailable as exc:
+        raise ApiError(503, "M_UNAVAILABLE", "het archief is niet beschikbaar") from exc
+    names = {r.room_id: r.name for r in rooms}
+    return _render(request, "completeness.html",
+                   {"report": report, "room_names": names,
+                    "grace_seconds": COMPLETENESS_GRACE_MS // 1000}, session)
+
+
 # ---- errors as pages ------------------------------------------------------------------------
 _STATUS_TEXT = {
     400: "Ongeldige aanvraag",
@@ -491,6 +524,7 @@ def setup_ui(app: web.Application) -> None:
         action_label=ACTION_LABELS.get,
     )
     app[SESSIONS] = SessionStore()
+    app[THROTTLE] = LoginThrottle()
     r = app.router
     r.add_get("/", index_redirect)
     r.add_get(BASE, index_redirect)
@@ -504,4 +538,5 @@ def setup_ui(app: web.Application) -> None:
     r.add_get(BASE + "/bijlagen/{event_id}", attachment_download)
     r.add_get(BASE + "/zoeken", search_page)
     r.add_get(BASE + "/toegangslog", audit_page)
+    r.add_get(BASE + "/volledigheid", completeness_page)
     r.add_static(BASE + "/static/", STATIC_DIR, show_index=False, follow_symlinks=False)

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from server_bridge.review.security import CSP
+from server_bridge.review.sessions import FAILED_LOGIN_LIMIT, THROTTLE
 from tests.review.conftest import ReviewStack
 
 LOGIN = "/archief/inloggen"
@@ -29,8 +30,9 @@ async def login(session: aiohttp.ClientSession, stack: ReviewStack, who: str,
                 password: str | None = None, purpose: str = "") -> aiohttp.ClientResponse:
     async with session.get(LOGIN) as resp:
         token = csrf_of(await resp.text())
-    form = {"csrf": token, "gebruikersnaam": who,
-            "wachtwoord": password if password is not None else stack.hs.password(who),
+    if password is None:
+        password = stack.hs.password(who)
+    form = {"csrf": token, "gebruikersnaam": who, "wachtwoord": password,
             "doel": purpose}
     async with session.post(LOGIN, data=form, allow_redirects=False) as resp:
         await resp.read()
@@ -204,3 +206,29 @@ async def test_long_rooms_are_paged_in_the_transcript(review_stack: ReviewStack)
         assert "bericht 200 over" in html
         assert "bericht 199 over" not in html
         assert "Naar het begin" in html
+
+
+async def test_guessing_passwords_is_throttled(review_stack: ReviewStack) -> None:
+    throttle = review_stack.app[THROTTLE]
+    try:
+        async with await browser(review_stack) as session:
+            # guesses for an account that does not exist (Synapse would rate-limit a
+            # real one by itself, which would slow down the other tests)
+            statuses = [(await login(session, review_stack, "indringer",
+                                     password=f"gok-{n}")).status for n in range(11)]
+            assert set(statuses[:FAILED_LOGIN_LIMIT]) <= {401, 429}
+            assert statuses[-1] == 429
+            # the right password does not get through while the address is blocked
+            assert (await login(session, review_stack, "archivaris")).status == 429
+    finally:
+        throttle.succeeded("127.0.0.1")
+
+
+async def test_completeness_page(review_stack: ReviewStack) -> None:
+    async with await browser(review_stack) as session:
+        await login(session, review_stack, "archivaris")
+        async with session.get("/archief/volledigheid") as resp:
+            html = await resp.text()
+            assert resp.status == 200
+        assert "Volledigheid" in html
+        assert "grootboek" in html
