@@ -10,8 +10,11 @@ appended to since its previous checkpoint, so they stay small however many rooms
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import time
+from pathlib import Path
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +30,37 @@ def checkpoint_link(payload: bytes, signature: bytes) -> str:
     return hashlib.sha256(payload + signature).hexdigest()
 
 
-async def write_checkpoint(ctx: StoreContext, conn: AsyncConnection, reason: str) -> int:
+def read_head(path: Path) -> tuple[int, str] | None:
+    """The newest checkpoint recorded outside the database (None if never recorded)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return int(data["seq"]), str(data["link"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        log.warning("checkpoint head file %s is unreadable; ignoring it", path)
+        return None
+
+
+def record_head(path: Path, seq: int, link: str) -> None:
+    """Remember the newest checkpoint outside the database, so that deleting the newest
+    checkpoints from the database (e.g. the closing one) is detected as well."""
+    current = read_head(path)
+    if current is not None and current[0] >= seq:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps({"seq": seq, "link": link}).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+async def write_checkpoint(
+    ctx: StoreContext, conn: AsyncConnection, reason: str
+) -> tuple[int, str]:
     if ctx.is_postgres:
         await conn.execute(text("LOCK TABLE archive_checkpoints IN SHARE ROW EXCLUSIVE MODE"))
     last = (
@@ -68,24 +101,22 @@ async def write_checkpoint(ctx: StoreContext, conn: AsyncConnection, reason: str
             "access": None if access is None else [access.seq, access.hash.hex()],
         }
     )
+    signature = ctx.signer.sign(payload)
     await conn.execute(
         insert(checkpoints).values(
-            seq=seq,
-            created_ts=created,
-            reason=reason,
-            payload=payload,
-            signature=ctx.signer.sign(payload),
+            seq=seq, created_ts=created, reason=reason, payload=payload, signature=signature
         )
     )
-    return seq
+    return seq, checkpoint_link(payload, signature)
 
 
 async def checkpoint(ctx: StoreContext, reason: str) -> int:
-    async def operation(conn: AsyncConnection) -> int:
+    async def operation(conn: AsyncConnection) -> tuple[int, str]:
         return await write_checkpoint(ctx, conn, reason)
 
     dirty = set(ctx.dirty_rooms)
-    seq = await ctx.write("checkpoint", operation)
+    seq, link = await ctx.write("checkpoint", operation)
+    record_head(ctx.paths.checkpoint_head, seq, link)
     ctx.dirty_rooms -= dirty
     ctx.since_checkpoint = 0
     ctx.last_checkpoint = time.monotonic()

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from .checkpoints import read_head
 from .engine import make_engine, schema_revision
 from .errors import ArchiveError
 from .keys import load_public_key, public_pem
@@ -46,12 +47,14 @@ def print_report(report: VerifyReport, out: TextIO) -> None:
     print("archive verified: OK" if report.ok else "archive verification FAILED", file=out)
 
 
-async def _verify(url: str, key: Ed25519PublicKey, room: str | None) -> VerifyReport | None:
+async def _verify(
+    url: str, key: Ed25519PublicKey, room: str | None, head: tuple[int, str] | None
+) -> VerifyReport | None:
     engine = make_engine(url)
     try:
         if await schema_revision(engine) is None:
             return None
-        return await verify(engine, key, room)
+        return await verify(engine, key, room, head)
     finally:
         await engine.dispose()
 
@@ -83,7 +86,7 @@ def verify_main(argv: list[str]) -> int:
         print(f"error: cannot load the verification key: {exc}", file=sys.stderr)
         return 1
     try:
-        report = asyncio.run(_verify(url, key, args.room))
+        report = asyncio.run(_verify(url, key, args.room, read_head(paths.checkpoint_head)))
     except Exception as exc:  # any database failure is a failed check, never a traceback
         print(f"error: cannot read the archive: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -38,6 +38,11 @@ class ArchivePaths:
         )
 
     @property
+    def checkpoint_head(self) -> Path:
+        """The newest checkpoint's number and hash, kept outside the database."""
+        return self.root / "checkpoint.head"
+
+    @property
     def default_database_url(self) -> str:
         return f"sqlite+aiosqlite:///{self.database}"
 

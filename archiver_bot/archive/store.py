@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import audit, kv, reader, retention, writer
-from .checkpoints import checkpoint, reopen_after_close
+from .checkpoints import checkpoint, read_head, reopen_after_close
 from .context import Settings, StoreContext
 from .engine import create_private_sqlite_file, make_engine, migrate
 from .errors import ArchiveError, ArchiveIntegrityError, ArchiveKeyError
@@ -43,7 +43,7 @@ from .models import (
 )
 from .schema import checkpoints
 from .search import BlindIndex, words
-from .verify import changes_since_close
+from .verify import changes_since_close, head_problem
 from .verify import verify as verify_chains
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,12 @@ class Archive:
 
     # ---- integrity -----------------------------------------------------------------------
     async def verify(self, room_id: str | None = None) -> VerifyReport:
-        return await verify_chains(self._ctx.engine, self._ctx.signer.public_key, room_id)
+        return await verify_chains(
+            self._ctx.engine,
+            self._ctx.signer.public_key,
+            room_id,
+            read_head(self._ctx.paths.checkpoint_head),
+        )
 
     async def checkpoint(self, reason: str = "manual") -> int:
         return await checkpoint(self._ctx, reason)
@@ -368,6 +373,9 @@ async def open_archive(
         if role == "writer":
             async with engine.connect() as conn:
                 changed = await changes_since_close(conn, signer.public_key)
+                problem = await head_problem(conn, read_head(paths.checkpoint_head))
+            if problem is not None:
+                changed.append(problem)
         if changed:
             log.critical("archive database changed while closed: %s", "; ".join(changed))
             raise ArchiveIntegrityError(
@@ -406,6 +414,6 @@ async def verify_archive(
     key = load_public_key(public_key_file or paths.signing_key)
     engine = make_engine(database_url or paths.default_database_url)
     try:
-        return await verify_chains(engine, key, room_id)
+        return await verify_chains(engine, key, room_id, read_head(paths.checkpoint_head))
     finally:
         await engine.dispose()

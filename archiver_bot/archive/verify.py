@@ -69,8 +69,11 @@ class _Checkpoints:
     chains: dict[str, _Anchors] = field(default_factory=dict)
 
 
-async def _load_checkpoints(conn: AsyncConnection, key: Ed25519PublicKey) -> _Checkpoints:
+async def _load_checkpoints(
+    conn: AsyncConnection, key: Ed25519PublicKey, expected_head: tuple[int, str] | None
+) -> _Checkpoints:
     out = _Checkpoints()
+    head_seen = False
     previous: tuple[bytes, bytes] | None = None
     expected = 1
     result = await conn.execute(select(checkpoints).order_by(checkpoints.c.seq))
@@ -86,6 +89,12 @@ async def _load_checkpoints(conn: AsyncConnection, key: Ed25519PublicKey) -> _Ch
             payload, good = {}, False
         if good and previous is not None and payload.get("prev") != checkpoint_link(*previous):
             out.problems.append(f"checkpoint {row.seq} does not link to its predecessor")
+        if expected_head is not None and row.seq == expected_head[0]:
+            head_seen = True
+            if checkpoint_link(row.payload, row.signature) != expected_head[1]:
+                out.problems.append(
+                    f"checkpoint {row.seq} differs from the one recorded outside the database"
+                )
         previous = (row.payload, row.signature)
         heads: dict[str, Any] = dict(payload.get("rooms") or {})
         if payload.get("access"):
@@ -108,6 +117,11 @@ async def _load_checkpoints(conn: AsyncConnection, key: Ed25519PublicKey) -> _Ch
                 if chain_id in heads:
                     anchors.last_seq = int(heads[chain_id][0])
                 anchors.last_closed = payload.get("reason") == "close"
+    if expected_head is not None and not head_seen:
+        out.problems.append(
+            f"checkpoint {expected_head[0]} (recorded outside the database) is missing: "
+            "the newest checkpoints were removed"
+        )
     return out
 
 
@@ -339,13 +353,16 @@ async def _verify_access_log(conn: AsyncConnection, anchors: _Anchors) -> RoomVe
 
 
 async def verify(
-    engine: AsyncEngine, public_key: Ed25519PublicKey, room_id: str | None = None
+    engine: AsyncEngine,
+    public_key: Ed25519PublicKey,
+    room_id: str | None = None,
+    expected_head: tuple[int, str] | None = None,
 ) -> VerifyReport:
     async with engine.connect() as raw:
         conn = raw
         if engine.dialect.name == "postgresql":  # one snapshot while the writer goes on
             conn = await raw.execution_options(isolation_level="REPEATABLE READ")
-        cps = await _load_checkpoints(conn, public_key)
+        cps = await _load_checkpoints(conn, public_key, expected_head)
         query = select(rooms.c.pk, rooms.c.room_id).order_by(rooms.c.room_id)
         if room_id is not None:
             query = query.where(rooms.c.room_id == room_id)
@@ -418,3 +435,21 @@ async def changes_since_close(conn: AsyncConnection, key: Ed25519PublicKey) -> l
     ):
         problems.append("the access log changed after the closing checkpoint")
     return problems
+
+
+async def head_problem(conn: AsyncConnection, expected_head: tuple[int, str] | None) -> str | None:
+    """Does the database still hold the newest checkpoint recorded outside it?"""
+    if expected_head is None:
+        return None
+    row = (
+        await conn.execute(
+            select(checkpoints.c.payload, checkpoints.c.signature).where(
+                checkpoints.c.seq == expected_head[0]
+            )
+        )
+    ).first()
+    if row is None:
+        return f"checkpoint {expected_head[0]} (recorded outside the database) is missing"
+    if checkpoint_link(row.payload, row.signature) != expected_head[1]:
+        return f"checkpoint {expected_head[0]} differs from the one recorded outside the database"
+    return None

@@ -285,6 +285,23 @@ async def test_verify_uses_an_exported_public_key_only(
     assert "bad_signature" in capsys.readouterr().out
 
 
+async def test_removing_the_newest_checkpoints_is_detected(
+    backend: Backend, open_store: OpenArchive, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _archive_two_rooms(open_store)
+    await backend.sql(
+        "DELETE FROM archive_checkpoints WHERE seq = (SELECT max(seq) FROM archive_checkpoints)"
+    )
+    report = await verify_archive(backend.paths, backend.url)
+    assert not report.ok
+    assert any("recorded outside the database) is missing" in p for p in report.problems)
+    args = ["--data-dir", str(backend.paths.root.parent), "--database-url", backend.url]
+    assert await asyncio.to_thread(verify_main, args) == 1
+    assert "PROBLEM checkpoint" in capsys.readouterr().out
+    with pytest.raises(ArchiveIntegrityError, match="recorded outside the database"):
+        await open_store()
+
+
 async def test_access_log_tampering_is_detected(backend: Backend, open_store: OpenArchive) -> None:
     from archiver_bot.archive import Actor
 
