@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .engine import BEGIN_OPTION, with_retry
+from .errors import ArchiveError
 from .keys import KeyProvider, Signer, make_aad
 from .models import ArchivePaths
 from .schema import data_keys, rooms
@@ -78,6 +79,7 @@ class StoreContext:
         self.deks: dict[tuple[int, int], AESGCM | None] = {}
         self.write_lock = asyncio.Lock()
         self.since_checkpoint = 0
+        self.closed = False
         self.rows_at_analyze = 0
         self.appended_since_analyze = 0
         #: rooms this process appended to since its last checkpoint
@@ -90,8 +92,18 @@ class StoreContext:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    def read(self) -> AsyncConnection:
+        """A connection for reads (use as ``async with ctx.read() as conn``)."""
+        self.check_open()
+        return self.engine.connect()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ArchiveError("the archive is closed")
+
     async def write(self, what: str, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``operation`` in one serialised write transaction with retries."""
+        self.check_open()
 
         async def attempt() -> T:
             async with self.engine.connect() as raw:

@@ -85,7 +85,7 @@ class Archive:
         return await writer.ingest(self._ctx, records, sync_token)
 
     async def sync_token(self) -> str | None:
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await kv.get(conn, "sync_token")
 
     async def add_decryption(
@@ -100,15 +100,15 @@ class Archive:
         return await writer.add_decryption(self._ctx, event_id, content, sender_device, sender_key)
 
     async def undecryptable_session_ids(self, room_id: str | None = None) -> set[str]:
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.undecryptable_session_ids(self._ctx, conn, room_id)
 
     async def pending_by_session(self, session_id: str) -> list[StoredEvent]:
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.pending_by_session(self._ctx, conn, session_id)
 
     async def undecryptable_count(self) -> int:
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return sum((await reader.undecryptable_counts(conn)).values())
 
     async def record_withheld(
@@ -148,7 +148,7 @@ class Archive:
         await writer.set_room_info(self._ctx, room_id, left_reason=reason)
 
     async def archived_event_ids(self, room_id: str) -> set[str]:
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.archived_event_ids(self._ctx, conn, room_id)
 
     # ---- retention -------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class Archive:
     # ---- read API (logged) ---------------------------------------------------------------
     async def list_rooms(self, actor: Actor) -> list[RoomSummary]:
         await audit.record_access(self._ctx, actor, "list_rooms", {})
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.list_rooms(self._ctx, conn)
 
     async def room_events(
@@ -174,21 +174,21 @@ class Archive:
         await audit.record_access(
             self._ctx, actor, "room_events", {"room": room_id, "after": after, "limit": limit}
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.room_events(
                 self._ctx, conn, room_id, after, min(max(1, limit), MAX_PAGE)
             )
 
     async def get_event(self, actor: Actor, event_id: str) -> StoredEvent:
         await audit.record_access(self._ctx, actor, "get_event", {"event": event_id})
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.get_event(self._ctx, conn, event_id)
 
     async def get_attachment(
         self, actor: Actor, event_id: str
     ) -> tuple[bytes, str | None, str | None]:
         await audit.record_access(self._ctx, actor, "get_attachment", {"event": event_id})
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.get_attachment(self._ctx, conn, event_id)
 
     async def search(
@@ -209,7 +209,7 @@ class Archive:
             "search",
             {"terms": terms, "room": room, "sender": sender, "from": from_ts, "to": to_ts},
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await reader.search(
                 self._ctx,
                 conn,
@@ -232,7 +232,7 @@ class Archive:
         await audit.record_access(
             self._ctx, actor, "access_log", {"user": user_id, "since": since_ts}
         )
-        async with self._ctx.engine.connect() as conn:
+        async with self._ctx.read() as conn:
             return await audit.read_access_log(
                 self._ctx, conn, limit=min(limit, MAX_PAGE), user_id=user_id, since_ts=since_ts
             )
@@ -265,6 +265,7 @@ class Archive:
                 if self._lock is not None:
                     await self._lock.release()
             finally:
+                self._ctx.closed = True
                 await self._ctx.engine.dispose()
 
     async def __aenter__(self) -> Archive:

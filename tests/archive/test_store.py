@@ -247,3 +247,15 @@ async def test_withheld_without_room_is_rejected(archive: Archive) -> None:
 
     with pytest.raises(InvalidEventError, match="room_id"):
         await archive.record_withheld("", "S1", MINISTER, "m.unavailable", None)
+
+
+async def test_a_closed_archive_refuses_reads_and_writes(open_store: OpenArchive) -> None:
+    from archiver_bot.archive import ArchiveError
+
+    archive = await open_store()
+    await archive.close()
+    with pytest.raises(ArchiveError, match="closed"):
+        await archive.ingest([message(1, "te laat")])
+    with pytest.raises(ArchiveError, match="closed"):
+        await archive.sync_token()
+    await archive.close()  # idempotent
