@@ -140,7 +140,8 @@ def banner(settings: Settings, accounts: list[Account]) -> str:
 Rijkschat pilot is running (Ctrl-C stops everything).
 
   Homeserver (Matrix client API): {settings.homeserver_url}
-  Bridge (health, archive review): {settings.bridge_url}   health: {settings.bridge_url}/healthz
+  Archive review (archivists):     {settings.bridge_url}/archief/
+  Bridge health:                   {settings.bridge_url}/healthz
   Server name:                     {settings.server_name}
   Credentials (mode 0600):         {settings.credentials_file}
   Completeness audit:              rijkschat-server audit --data-dir {settings.data_dir}
