@@ -173,6 +173,21 @@ async def get_event(ctx: StoreContext, conn: AsyncConnection, event_id: str) -> 
     return (await build_events(ctx, conn, [row]))[0]
 
 
+async def get_events(
+    ctx: StoreContext, conn: AsyncConnection, event_ids: Sequence[str]
+) -> dict[str, StoredEvent]:
+    rows: list[Row[Any]] = []
+    wanted = list(dict.fromkeys(event_ids))
+    for start in range(0, len(wanted), _IN_CHUNK):
+        result = await conn.execute(
+            select(records).where(
+                records.c.uid.in_(wanted[start : start + _IN_CHUNK]), records.c.kind == "event"
+            )
+        )
+        rows.extend(result.all())
+    return {event.event_id: event for event in await build_events(ctx, conn, rows)}
+
+
 async def get_attachment(
     ctx: StoreContext, conn: AsyncConnection, event_id: str
 ) -> tuple[bytes, str | None, str | None]:

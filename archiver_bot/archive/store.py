@@ -184,6 +184,14 @@ class Archive:
         async with self._ctx.read() as conn:
             return await reader.get_event(self._ctx, conn, event_id)
 
+    async def get_events(self, actor: Actor, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """Several events by id in one logged read (unknown ids are left out); for linked
+        events (edits, reply targets, reactions) of a page."""
+        ids = list(dict.fromkeys(event_ids))[:MAX_PAGE]
+        await audit.record_access(self._ctx, actor, "get_events", {"events": ids})
+        async with self._ctx.read() as conn:
+            return await reader.get_events(self._ctx, conn, ids)
+
     async def get_attachment(
         self, actor: Actor, event_id: str
     ) -> tuple[bytes, str | None, str | None]:

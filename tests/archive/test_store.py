@@ -259,3 +259,15 @@ async def test_a_closed_archive_refuses_reads_and_writes(open_store: OpenArchive
     with pytest.raises(ArchiveError, match="closed"):
         await archive.sync_token()
     await archive.close()  # idempotent
+
+
+async def test_several_events_by_id_in_one_logged_read(archive: Archive) -> None:
+    await archive.ingest([message(i, f"bericht {i}") for i in range(5)])
+    found = await archive.get_events(
+        ARCHIVIST, ["$ev1:rijk.example", "$ev3:rijk.example", "$nope:x", "$ev1:rijk.example"]
+    )
+    assert set(found) == {"$ev1:rijk.example", "$ev3:rijk.example"}
+    assert found["$ev3:rijk.example"].content == {"msgtype": "m.text", "body": "bericht 3"}
+    log = await archive.access_log(ARCHIVIST, limit=2)
+    assert log[1].action == "get_events"
+    assert log[1].details["events"] == ["$ev1:rijk.example", "$ev3:rijk.example", "$nope:x"]
