@@ -137,8 +137,9 @@ async def login(args: argparse.Namespace) -> int:
     how = "same device" if reuse is not None else "new device"
     output.info(f"Logged in as {session.user_id} on {session.device_id} ({how}).")
     if master is None:
-        output.info("This account's cross-signing keys were set up elsewhere: verify this "
-                    "device from another of your devices (`rijkschat verify`).")
+        output.info("This account's cross-signing keys were set up on another device: this "
+                    "device stays unsigned until you verify it from a device that holds "
+                    "them (e.g. Element).")
     return 0
 
 

@@ -109,8 +109,30 @@ async def devices(args: argparse.Namespace) -> int:
 async def _ask_yes(question: str) -> bool:
     sys.stderr.write(question)
     sys.stderr.flush()
-    answer = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    answer = await _read_line()
+    if not sys.stdin.isatty():  # no echo of the typed line: end the prompt's line ourselves
+        sys.stderr.write("\n")
     return answer.strip().lower() in ("y", "yes", "j", "ja")
+
+
+async def _read_line() -> str:
+    """A line from stdin without a blocking thread (Ctrl-C must not wait for Enter)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def ready() -> None:
+        if not answer.done():
+            answer.set_result(sys.stdin.readline())
+
+    fd = sys.stdin.fileno()
+    try:
+        loop.add_reader(fd, ready)
+    except (OSError, ValueError, NotImplementedError):  # not pollable (a file, /dev/null)
+        return sys.stdin.readline()
+    try:
+        return await answer
+    finally:
+        loop.remove_reader(fd)
 
 
 async def _step(conn: Connection) -> None:

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--invite", metavar="USER", nargs="+", default=[])
     p.add_argument("--direct", action="store_true", help="a direct chat with the one invitee")
     p.add_argument("--topic")
+    p.add_argument("--alias", metavar="NAME", help="also reachable as #NAME:server")
     p.set_defaults(impl=create)
 
     p = sub.add_parser("invite", help="invite users to a room")
@@ -99,7 +100,9 @@ async def create(args: argparse.Namespace) -> int:
         raise UsageError("--direct needs exactly one --invite USER")
     async with connect(Storage(), sync=False) as conn:
         invitees = [user_id_of(u, conn.session.server_name) for u in args.invite]
+        alias = args.alias.lstrip("#").split(":", 1)[0] if args.alias else None
         resp = await conn.client.room_create(
+            alias=alias,
             name=args.name,
             topic=args.topic,
             invite=invitees,

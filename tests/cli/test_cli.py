@@ -36,7 +36,8 @@ async def overleg(clis: dict[str, Cli]) -> str:
 @pytest.fixture(scope="module")
 async def beleid(clis: dict[str, Cli]) -> str:
     """A key official's room: the policy module brings in the archiver."""
-    room_id = (await clis["minister"].run("create", "Beleid", "--invite", "ambtenaar1")).line
+    room_id = (await clis["minister"].run("create", "Beleid", "--invite", "ambtenaar1",
+                                          "--alias", "beleid")).line
     joined = await clis["ambtenaar1"].run("join", room_id)
     assert "gearchiveerd" in joined.err  # the invitee is told before the first message
     return room_id
@@ -226,8 +227,8 @@ async def test_archived_marker_only_in_a_key_officials_room(
     table = (await clis["ambtenaar1"].run("rooms")).out.splitlines()
     assert "gearchiveerd" in next(line for line in table if beleid in line)
     assert "gearchiveerd" not in next(line for line in table if overleg in line)
-    read = (await clis["minister"].run("read", "Beleid")).out
-    assert "gearchiveerd" in read.splitlines()[0]
+    read = (await clis["minister"].run("read", "#beleid")).out  # by its alias
+    assert read.splitlines()[0] == "Beleid  gearchiveerd"
 
 
 async def archived(archivist: Cli, word: str) -> list[Any]:
@@ -301,35 +302,57 @@ async def _accept_and_confirm(partner: E2EUser, stop: asyncio.Event) -> list[Any
     return shown
 
 
-async def test_emoji_verification_with_another_client(
-    cli_stack: Stack, clis: dict[str, Cli], tmp_path: Path
-) -> None:
-    cli = clis["ambtenaar1"]
-    partner = await E2EUser(cli_stack.hs, "ambtenaar3", tmp_path / "partner").start()
+async def verify_with_partner(stack: Stack, cli: Cli, store: Path, answer: bytes
+                              ) -> tuple[int, str, str, list[Any], str]:
+    """`rijkschat verify` against a new device of ambtenaar3 that accepts and confirms;
+    ``answer`` is what the CLI user types when asked whether the emoji match."""
+    partner = await E2EUser(stack.hs, "ambtenaar3", store).start()
     stop = asyncio.Event()
     try:
         partner.client.olm.users_for_key_query.add(cli.user_id)
         await partner.client.keys_query()
-        device = partner.client.device_id
+        device = str(partner.client.device_id)
         helper = asyncio.create_task(_accept_and_confirm(partner, stop))
-        proc = await cli.spawn("verify", "ambtenaar3", device,
-                               stdin=asyncio.subprocess.PIPE)
+        proc = await cli.spawn("verify", "ambtenaar3", device, stdin=asyncio.subprocess.PIPE)
         assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None
-        await read_until(proc.stderr, "Do they match?")
-        proc.stdin.write(b"y\n")
+        seen = await read_until(proc.stderr, "Do they match?")
+        proc.stdin.write(answer)
         await proc.stdin.drain()
-        assert await asyncio.wait_for(proc.wait(), 60) == 0, (await proc.stderr.read()).decode()
-        emoji_line = (await proc.stdout.read()).decode().splitlines()[0].strip()
+        code = await asyncio.wait_for(proc.wait(), 60)
+        out = (await proc.stdout.read()).decode()
+        err = seen + (await proc.stderr.read()).decode()
         stop.set()
-        shown = await helper
-        assert emoji_line == "  ".join(symbol for symbol, _ in shown)
-        devices = (await cli.run("devices", "ambtenaar3", "--json")).json()
-        assert {d["device_id"]: d["trust"] for d in devices}[device] == "verified"
+        return code, out, err, await helper, device
     finally:
         stop.set()
         await partner.close()
+
+
+async def test_emoji_verification_with_another_client(
+    cli_stack: Stack, clis: dict[str, Cli], tmp_path: Path
+) -> None:
+    cli = clis["ambtenaar1"]
+    code, out, err, shown, device = await verify_with_partner(
+        cli_stack, cli, tmp_path / "partner", b"y\n")
+    assert code == 0, err
+    assert out.splitlines()[0].strip() == "  ".join(symbol for symbol, _ in shown)
+    devices = (await cli.run("devices", "ambtenaar3", "--json")).json()
+    assert {d["device_id"]: d["trust"] for d in devices}[device] == "verified"
+
+
+async def test_emoji_that_do_not_match_leave_the_device_unverified(
+    cli_stack: Stack, clis: dict[str, Cli], tmp_path: Path
+) -> None:
+    cli = clis["ambtenaar2"]
+    code, _, err, _, device = await verify_with_partner(
+        cli_stack, cli, tmp_path / "partner", b"n\n")
+    assert code == 1
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("rijkschat: the emoji do not match")
+    devices = (await cli.run("devices", "ambtenaar3", "--json")).json()
+    assert {d["device_id"]: d["trust"] for d in devices}[device] == "unverified"
 
 
 # -- errors: one line, a non-zero exit, no traceback -------------------------------------------
