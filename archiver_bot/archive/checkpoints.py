@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,11 +31,19 @@ def checkpoint_link(payload: bytes, signature: bytes) -> str:
     return hashlib.sha256(payload + signature).hexdigest()
 
 
-def read_head(path: Path) -> tuple[int, str] | None:
+class Head(NamedTuple):
+    """The newest checkpoint of an archive, as recorded outside its database."""
+
+    archive: str
+    seq: int
+    link: str
+
+
+def read_head(path: Path) -> Head | None:
     """The newest checkpoint recorded outside the database (None if never recorded)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return int(data["seq"]), str(data["link"])
+        return Head(str(data["archive"]), int(data["seq"]), str(data["link"]))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError):
@@ -42,16 +51,16 @@ def read_head(path: Path) -> tuple[int, str] | None:
         return None
 
 
-def record_head(path: Path, seq: int, link: str) -> None:
+def record_head(path: Path, archive: str, seq: int, link: str) -> None:
     """Remember the newest checkpoint outside the database, so that deleting the newest
     checkpoints from the database (e.g. the closing one) is detected as well."""
     current = read_head(path)
-    if current is not None and current[0] >= seq:
+    if current is not None and current.archive == archive and current.seq >= seq:
         return
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, json.dumps({"seq": seq, "link": link}).encode())
+        os.write(fd, json.dumps({"archive": archive, "seq": seq, "link": link}).encode())
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -116,7 +125,7 @@ async def checkpoint(ctx: StoreContext, reason: str) -> int:
 
     dirty = set(ctx.dirty_rooms)
     seq, link = await ctx.write("checkpoint", operation)
-    record_head(ctx.paths.checkpoint_head, seq, link)
+    record_head(ctx.paths.checkpoint_head, ctx.archive_id, seq, link)
     ctx.dirty_rooms -= dirty
     ctx.since_checkpoint = 0
     ctx.last_checkpoint = time.monotonic()

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .checkpoints import read_head
+from .checkpoints import Head, read_head
 from .engine import make_engine, schema_revision
 from .errors import ArchiveError
 from .keys import load_public_key, public_pem
@@ -48,7 +48,7 @@ def print_report(report: VerifyReport, out: TextIO) -> None:
 
 
 async def _verify(
-    url: str, key: Ed25519PublicKey, room: str | None, head: tuple[int, str] | None
+    url: str, key: Ed25519PublicKey, room: str | None, head: Head | None
 ) -> VerifyReport | None:
     engine = make_engine(url)
     try:

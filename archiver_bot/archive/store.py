@@ -382,7 +382,9 @@ async def open_archive(
         if role == "writer":
             async with engine.connect() as conn:
                 changed = await changes_since_close(conn, signer.public_key)
-                problem = await head_problem(conn, read_head(paths.checkpoint_head))
+                problem = None
+                if existing:  # a new archive replaces whatever an old head file says
+                    problem = await head_problem(conn, read_head(paths.checkpoint_head))
             if problem is not None:
                 changed.append(problem)
         if changed:

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import chain
-from .checkpoints import checkpoint_link
+from . import chain, kv
+from .checkpoints import Head, checkpoint_link
 from .keys import signature_valid
 from .models import BreakKind, RoomVerification, VerifyReport
 from .retention import DEK_KINDS
@@ -70,7 +70,7 @@ class _Checkpoints:
 
 
 async def _load_checkpoints(
-    conn: AsyncConnection, key: Ed25519PublicKey, expected_head: tuple[int, str] | None
+    conn: AsyncConnection, key: Ed25519PublicKey, expected_head: Head | None
 ) -> _Checkpoints:
     out = _Checkpoints()
     head_seen = False
@@ -89,9 +89,9 @@ async def _load_checkpoints(
             payload, good = {}, False
         if good and previous is not None and payload.get("prev") != checkpoint_link(*previous):
             out.problems.append(f"checkpoint {row.seq} does not link to its predecessor")
-        if expected_head is not None and row.seq == expected_head[0]:
+        if expected_head is not None and row.seq == expected_head.seq:
             head_seen = True
-            if checkpoint_link(row.payload, row.signature) != expected_head[1]:
+            if checkpoint_link(row.payload, row.signature) != expected_head.link:
                 out.problems.append(
                     f"checkpoint {row.seq} differs from the one recorded outside the database"
                 )
@@ -119,7 +119,7 @@ async def _load_checkpoints(
                 anchors.last_closed = payload.get("reason") == "close"
     if expected_head is not None and not head_seen:
         out.problems.append(
-            f"checkpoint {expected_head[0]} (recorded outside the database) is missing: "
+            f"checkpoint {expected_head.seq} (recorded outside the database) is missing: "
             "the newest checkpoints were removed"
         )
     return out
@@ -356,13 +356,16 @@ async def verify(
     engine: AsyncEngine,
     public_key: Ed25519PublicKey,
     room_id: str | None = None,
-    expected_head: tuple[int, str] | None = None,
+    expected_head: Head | None = None,
 ) -> VerifyReport:
     async with engine.connect() as raw:
         conn = raw
         if engine.dialect.name == "postgresql":  # one snapshot while the writer goes on
             conn = await raw.execution_options(isolation_level="REPEATABLE READ")
-        cps = await _load_checkpoints(conn, public_key, expected_head)
+        other = await _other_archive(conn, expected_head)
+        cps = await _load_checkpoints(conn, public_key, None if other else expected_head)
+        if other:
+            cps.problems.append(other)
         query = select(rooms.c.pk, rooms.c.room_id).order_by(rooms.c.room_id)
         if room_id is not None:
             query = query.where(rooms.c.room_id == room_id)
@@ -437,19 +440,34 @@ async def changes_since_close(conn: AsyncConnection, key: Ed25519PublicKey) -> l
     return problems
 
 
-async def head_problem(conn: AsyncConnection, expected_head: tuple[int, str] | None) -> str | None:
+async def _other_archive(conn: AsyncConnection, head: Head | None) -> str | None:
+    if head is None:
+        return None
+    archive_id = await kv.get(conn, "archive_id")
+    if archive_id != head.archive:
+        return (
+            "the database is not the archive recorded in checkpoint.head "
+            f"(archive {archive_id}, recorded {head.archive})"
+        )
+    return None
+
+
+async def head_problem(conn: AsyncConnection, expected_head: Head | None) -> str | None:
     """Does the database still hold the newest checkpoint recorded outside it?"""
     if expected_head is None:
         return None
+    other = await _other_archive(conn, expected_head)
+    if other:
+        return other
     row = (
         await conn.execute(
             select(checkpoints.c.payload, checkpoints.c.signature).where(
-                checkpoints.c.seq == expected_head[0]
+                checkpoints.c.seq == expected_head.seq
             )
         )
     ).first()
     if row is None:
-        return f"checkpoint {expected_head[0]} (recorded outside the database) is missing"
-    if checkpoint_link(row.payload, row.signature) != expected_head[1]:
-        return f"checkpoint {expected_head[0]} differs from the one recorded outside the database"
+        return f"checkpoint {expected_head.seq} (recorded outside the database) is missing"
+    if checkpoint_link(row.payload, row.signature) != expected_head.link:
+        return f"checkpoint {expected_head.seq} differs from the one recorded outside the database"
     return None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
-from archiver_bot.archive import verify_archive
+from archiver_bot.archive import ArchivePaths, open_archive, verify_archive
 from archiver_bot.archive.verify import MAX_ANCHORS, _Anchors
 
 from .conftest import OTHER_ROOM, ROOM, Backend, OpenArchive, message
@@ -45,3 +47,34 @@ def test_verification_keeps_a_bounded_number_of_anchors() -> None:
     assert len(anchors.hashes) <= MAX_ANCHORS
     assert anchors.hashes[20_000] == (20_000).to_bytes(32, "big")
     assert min(anchors.hashes) < 1000  # old positions stay (sparsely) covered
+
+
+async def test_a_deliberately_new_database_starts_cleanly_a_swapped_one_does_not(
+    tmp_path: Path,
+) -> None:
+    paths = ArchivePaths.for_data_dir(tmp_path / "a")
+    first = await open_archive(paths)
+    await first.ingest([message(1, "eerste archief")])
+    await first.close()
+    other_paths = ArchivePaths.for_data_dir(tmp_path / "b")
+    other = await open_archive(other_paths)
+    await other.close()
+
+    # a database from elsewhere is not this archive
+    for suffix in ("", "-wal", "-shm"):
+        source = other_paths.database.with_name(other_paths.database.name + suffix)
+        target = paths.database.with_name(paths.database.name + suffix)
+        if source.exists():
+            shutil.copy(source, target)
+        else:
+            target.unlink(missing_ok=True)
+    report = await verify_archive(paths)
+    assert any("not the archive recorded" in p for p in report.problems)
+
+    # an operator who deliberately starts over (database removed, keys kept) can do so
+    for suffix in ("", "-wal", "-shm"):
+        paths.database.with_name(paths.database.name + suffix).unlink(missing_ok=True)
+    fresh = await open_archive(paths)
+    await fresh.ingest([message(2, "nieuw archief")])
+    await fresh.close()
+    assert (await verify_archive(paths)).ok
