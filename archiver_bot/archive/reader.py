@@ -221,6 +221,26 @@ async def get_attachment(
     raise UnknownEventError(f"no attachment stored for {event_id}")
 
 
+async def attachment_status(
+    ctx: StoreContext, conn: AsyncConnection, event_id: str
+) -> dict[str, Any]:
+    row = (
+        await conn.execute(
+            select(records)
+            .where(records.c.kind == "attachment", records.c.target == event_id)
+            .order_by(records.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        raise UnknownEventError(f"no attachment recorded for {event_id}")
+    room_id = await ctx.room_id_of(conn, row.room_pk)
+    info = await _open(ctx, conn, row, "attachment", room_id)
+    if info is None:
+        raise ContentDestroyedError(f"the attachment of {event_id} was destroyed")
+    return {**info, "stored": row.blob_digest is not None}
+
+
 async def list_rooms(ctx: StoreContext, conn: AsyncConnection) -> list[RoomSummary]:
     pending = await undecryptable_counts(conn)
     summaries: list[RoomSummary] = []

@@ -199,6 +199,14 @@ class Archive:
         async with self._ctx.read() as conn:
             return await reader.get_attachment(self._ctx, conn, event_id)
 
+    async def attachment_status(self, actor: Actor, event_id: str) -> dict[str, Any]:
+        """What the archiver recorded about an event's attachment, without its bytes:
+        ``filename``, ``mimetype``, ``size``, ``sha256_ok`` (None: no hash to check),
+        ``error`` (why it could not be fetched or decrypted) and ``stored`` (bytes kept)."""
+        await audit.record_access(self._ctx, actor, "attachment_status", {"event": event_id})
+        async with self._ctx.read() as conn:
+            return await reader.attachment_status(self._ctx, conn, event_id)
+
     async def search(
         self,
         actor: Actor,

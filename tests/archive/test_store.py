@@ -209,6 +209,16 @@ async def test_attachment_round_trip_and_failed_download_recorded(archive: Archi
     )
     stored = await archive.get_event(ARCHIVIST, "$ev2:rijk.example")
     assert stored.has_attachment is False
+    status = await archive.attachment_status(ARCHIVIST, "$ev2:rijk.example")
+    assert status == {
+        "filename": "kapot.png",
+        "mimetype": "image/png",
+        "size": 0,
+        "sha256_ok": None,
+        "error": "404 from media repo",
+        "stored": False,
+    }
+    assert (await archive.attachment_status(ARCHIVIST, "$ev1:rijk.example"))["stored"] is True
     with pytest.raises(UnknownEventError):
         await archive.get_attachment(ARCHIVIST, "$ev2:rijk.example")
     assert (await archive.get_event(ARCHIVIST, "$ev1:rijk.example")).has_attachment
