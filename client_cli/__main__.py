@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C: how `tail` and `verify` are meant to end; the command cleaned up already.
         return 0 if args.command == "tail" else 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # e.g. `rijkschat read ROOM | head`: the reader has enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         return 0
     except Exception as exc:  # a bug: still one line, the traceback only with --verbose
         if args.verbose:

@@ -339,6 +339,8 @@ class Connection:
         if arg.startswith("!"):
             if arg in known:
                 return arg
+            if not invited and arg in self.client.invited_rooms:
+                raise UnknownRoomError(f"you are invited to {arg}: `rijkschat join` it first")
             raise UnknownRoomError(f"unknown room {arg}: you are not in it")
         if arg.startswith("#"):
             alias = arg if ":" in arg else f"{arg}:{self.session.server_name}"

@@ -78,8 +78,10 @@ async def rooms(args: argparse.Namespace) -> int:
 def _warn_if_archived(conn: Connection, room_id: str) -> None:
     if conn.is_archived(room_id):
         notice = (conn.archiving.get(room_id) or {}).get("notice")
-        output.info(f"Let op: dit gesprek wordt {ARCHIVED}."
-                    + (f" {notice}" if isinstance(notice, str) else ""))
+        if isinstance(notice, str) and notice:
+            output.info(f"Let op ({ARCHIVED}): {notice}")
+        else:
+            output.info(f"Let op: dit gesprek wordt {ARCHIVED} door het Rijksarchief.")
 
 
 async def _mark_direct(conn: Connection, room_id: str, user_id: str) -> None:
