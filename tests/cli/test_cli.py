@@ -258,8 +258,10 @@ async def test_archivist_finds_a_message_sent_with_the_cli(
     rooms = (await archivist.run("archive", "rooms", "--json")).json()
     assert beleid in {r["room_id"] for r in rooms}
     assert "Beleid" in (await archivist.run("archive", "rooms")).out
+    await archivist.run("archive", "search", word, "--purpose", "Woo-verzoek 2026-42")
     log = (await archivist.run("archive", "audit", "--json")).json()
     assert any(entry["user_id"] == archivist.user_id for entry in log)
+    assert any("Woo-verzoek 2026-42" in str(entry["purpose"]) for entry in log)
     completeness = await archivist.run("archive", "audit", "--completeness", "--json", ok=False)
     assert completeness.code == (0 if completeness.json()["complete"] else 1)
 
@@ -308,6 +310,7 @@ async def verify_with_partner(stack: Stack, cli: Cli, store: Path, answer: bytes
     ``answer`` is what the CLI user types when asked whether the emoji match."""
     partner = await E2EUser(stack.hs, "ambtenaar3", store).start()
     stop = asyncio.Event()
+    proc: asyncio.subprocess.Process | None = None
     try:
         partner.client.olm.users_for_key_query.add(cli.user_id)
         await partner.client.keys_query()
@@ -327,6 +330,9 @@ async def verify_with_partner(stack: Stack, cli: Cli, store: Path, answer: bytes
         return code, out, err, await helper, device
     finally:
         stop.set()
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         await partner.close()
 
 
