@@ -1,8 +1,9 @@
 """Where the client keeps its session: ``$XDG_DATA_HOME/rijkschat`` (or ~/.local/share/rijkschat).
 
 ``session.json`` holds the homeserver, user id, device id, access token and bridge URL;
-``pickle.key`` the random key that encrypts the E2E store in ``store/``; ``cross-signing.json``
-the private cross-signing keys. Directories are 0700, files 0600.
+``pickle.key`` the random key that encrypts the E2E store in ``store/``;
+``cross-signing/USER_ID.json`` each account's private cross-signing keys (kept across logouts:
+they belong to the account, not to a device). Directories are 0700, files 0600.
 """
 
 from __future__ import annotations
@@ -80,9 +81,10 @@ class Storage:
     def store_dir(self) -> Path:
         return self.root / "store"
 
-    @property
-    def cross_signing_file(self) -> Path:
-        return self.root / "cross-signing.json"
+    def cross_signing_file(self, user_id: str) -> Path:
+        directory = self.root / "cross-signing"
+        ensure_private_dir(directory)
+        return directory / f"{user_id}.json"
 
     def pickle_key(self) -> str:
         """The E2E store's pickle key: random, created once, never nio's default."""

@@ -126,7 +126,8 @@ async def login(args: argparse.Namespace) -> int:
             conn = Connection(storage, session, client)
             if client.should_upload_keys:
                 check(await client.keys_upload(), "uploading device keys")
-            master = await ensure_cross_signed(client, storage.cross_signing_file, password)
+            master = await ensure_cross_signed(client, storage.cross_signing_file(session.user_id),
+                                                password)
             await conn.sync()
     except (LoginFailedError, UnreachableError):
         if fresh:  # leave nothing behind after a failed first login

@@ -68,7 +68,7 @@ async def test_login_stores_a_private_session_and_reuses_its_device(clis: dict[s
     store = cli.store
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
     files = [p for p in store.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"session.json", "pickle.key", "cross-signing.json"}
+    assert {p.name for p in files} >= {"session.json", "pickle.key", f"{cli.user_id}.json"}
     assert any(p.suffix == ".db" for p in files), files  # the E2E store
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -122,6 +122,11 @@ async def test_logout_removes_the_device_and_a_revoked_session_says_so(
     listed = await clis["ambtenaar1"].run("devices", "ambtenaar3", "--json", ok=False)
     remaining = {d["device_id"] for d in listed.json()} if listed.code == 0 else set()
     assert device not in remaining  # the homeserver deleted the device and its keys
+
+    await cli.login()  # a new device, signed with the account's cross-signing keys kept here
+    mine = [d for d in (await cli.run("devices", "--json")).json() if d["this_device"]]
+    assert mine[0]["device_id"] != device
+    assert mine[0]["cross_signed"] is True
 
 
 # -- chatting ------------------------------------------------------------------------------------
