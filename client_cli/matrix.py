@@ -497,6 +497,18 @@ class Connection:
             raise UnknownEventError(f"unknown event {event_id} in {room_id}")
         return normalized
 
+    def decrypt_late(self, event: Any) -> Any:
+        """Decrypt an event we hold no room key for in memory, after reloading the keys
+        from the store: another `rijkschat` process of the same user (a `send` next to a
+        running `tail`) may have received or created the key meanwhile."""
+        if not isinstance(event, MegolmEvent) or self.client.store is None:
+            return event
+        self.client.olm.inbound_group_store = self.client.store.load_inbound_group_sessions()
+        try:
+            return self.client.decrypt_event(event)
+        except EncryptionError:
+            return event
+
     async def download(self, content: dict[str, Any]) -> bytes:
         """An attachment's bytes, decrypted and its hash checked for encrypted files."""
         file = content.get("file")

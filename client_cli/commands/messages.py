@@ -219,7 +219,7 @@ async def tail(args: argparse.Namespace) -> int:
             if joined is None:
                 continue
             for raw in joined.timeline.events:
-                event = normalize(raw)
+                event = normalize(conn.decrypt_late(raw))
                 if event is None:
                     continue
                 if args.json:

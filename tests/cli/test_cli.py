@@ -209,6 +209,10 @@ async def test_tail_shows_new_messages_live_until_ctrl_c(
         await clis["ambtenaar1"].run("send", "Overleg", "Live vanuit de trein")
         seen = await read_until(proc.stdout, "Live vanuit de trein")
         assert "Ambtenaar Een" in seen
+        # The same user sending from another terminal: its room key is only in the store.
+        await clis["ambtenaar2"].run("send", "Overleg", "Zelf ook onderweg")
+        seen = await read_until(proc.stdout, "Zelf ook onderweg")
+        assert "kan niet ontsleutelen" not in seen
         interrupt(proc)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         assert "Traceback" not in (await proc.stderr.read()).decode()
