@@ -11,7 +11,7 @@ from rich.text import Text
 
 from client_cli import output
 from client_cli.errors import UsageError
-from client_cli.matrix import Connection, connect, normalize
+from client_cli.matrix import Connection, check, connect, normalize
 from client_cli.storage import Storage
 from client_cli.timeline import Message, TimelineEvent, build, describe
 
@@ -147,8 +147,6 @@ async def react(args: argparse.Namespace) -> int:
 
 
 async def redact(args: argparse.Namespace) -> int:
-    from client_cli.matrix import check
-
     async with connect(Storage()) as conn:
         room_id, original = await _target(conn, args.room, args.event)
         resp = await conn.client.room_redact(room_id, original.event_id, reason=args.reason)
