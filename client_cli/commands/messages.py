@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from nio import MegolmEvent
 from rich.text import Text
 
 from client_cli import output
@@ -16,6 +18,8 @@ from client_cli.storage import Storage
 from client_cli.timeline import Message, TimelineEvent, build, describe
 
 TAIL_POLL_MS = 30_000
+KEY_WAIT_POLL_MS = 1_000
+KEY_WAIT_SECONDS = 10.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -211,29 +215,50 @@ async def tail(args: argparse.Namespace) -> int:
         name = conn.room(room_id).display_name
         marker = " (gearchiveerd)" if conn.is_archived(room_id) else ""
         output.info(f"Live in {name}{marker}; Ctrl-C stops.")
+        # Encrypted events whose room key has not arrived yet, with when we first saw them:
+        # the key usually follows within a sync or two.
+        waiting: list[tuple[Any, float]] = []
         while True:
-            resp = await conn.sync(timeout_ms=TAIL_POLL_MS, full_state=False)
+            resp = await conn.sync(timeout_ms=KEY_WAIT_POLL_MS if waiting else TAIL_POLL_MS,
+                                   full_state=False)
+            ready: list[Any] = []
+            still: list[tuple[Any, float]] = []
+            for raw, since in waiting:
+                decrypted = conn.decrypt_late(raw)
+                if decrypted is not raw or time.monotonic() - since > KEY_WAIT_SECONDS:
+                    ready.append(decrypted)
+                else:
+                    still.append((raw, since))
+            waiting = still
             joined = resp.rooms.join.get(room_id)
-            if joined is None:
-                continue
-            for raw in joined.timeline.events:
-                event = normalize(conn.decrypt_late(raw))
-                if event is None:
-                    continue
-                if args.json:
-                    output.emit_json_line({**event.as_json(), "room_id": room_id})
-                    continue
-                description = describe(event)
-                if description is None:
-                    continue
-                text = Text()
-                text.append(output.timestamp(event.ts), style="dim")
-                text.append("  ")
-                text.append(conn.display_name(room_id, event.sender), style="bold cyan")
-                text.append(": ")
-                text.append(description)
-                text.append(f"  {event.event_id}", style="dim")
-                output.line(text)
+            for raw in joined.timeline.events if joined is not None else []:
+                decrypted = conn.decrypt_late(raw)
+                if isinstance(decrypted, MegolmEvent):
+                    waiting.append((decrypted, time.monotonic()))
+                else:
+                    ready.append(decrypted)
+            for raw in ready:
+                _tail_line(conn, room_id, raw, args.json)
+
+
+def _tail_line(conn: Connection, room_id: str, raw: Any, as_json: bool) -> None:
+    event = normalize(raw)
+    if event is None:
+        return
+    if as_json:
+        output.emit_json_line({**event.as_json(), "room_id": room_id})
+        return
+    description = describe(event)
+    if description is None:
+        return
+    text = Text()
+    text.append(output.timestamp(event.ts), style="dim")
+    text.append("  ")
+    text.append(conn.display_name(room_id, event.sender), style="bold cyan")
+    text.append(": ")
+    text.append(description)
+    text.append(f"  {event.event_id}", style="dim")
+    output.line(text)
 
 
 async def download(args: argparse.Namespace) -> int:
