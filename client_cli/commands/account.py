@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from nio import LoginResponse
+from nio import AsyncClient, LoginResponse
 from rich.text import Text
 
 from client_cli import output
@@ -20,6 +20,7 @@ from client_cli.matrix import (
     check,
     connect,
     make_client,
+    raw_request,
     reachable,
 )
 from client_cli.storage import DEFAULT_BRIDGE, Session, Storage
@@ -97,14 +98,19 @@ async def login(args: argparse.Namespace) -> int:
         raise UsageError(f"the homeserver must be an http:// or https:// URL, not {homeserver!r}")
     user = args.user or _ask("User")
     password = _password(args)
-    reuse = stored if stored is not None and _same_user(stored, homeserver, user) else None
+    same_user = stored if stored is not None and _same_user(stored, homeserver, user) else None
 
     fresh = not storage.root.exists()
     client = make_client(storage, homeserver, user)
-    if reuse is not None:  # log in again on the same device: its E2E keys stay valid
-        client.device_id = reuse.device_id
+    reuse: Session | None = None
     try:
         with reachable("the homeserver", homeserver):
+            if same_user is not None:
+                if await _device_alive(client, same_user):
+                    reuse = same_user  # log in again on the same device: its keys stay valid
+                    client.device_id = reuse.device_id
+                else:  # logged out elsewhere: the device and its keys are gone on the server
+                    _forget_device(storage, same_user)
             resp = await client.login(password, device_name=args.device_name)
             if not isinstance(resp, LoginResponse):
                 code = getattr(resp, "status_code", "")
@@ -120,7 +126,8 @@ async def login(args: argparse.Namespace) -> int:
                 user_id=str(resp.user_id),
                 device_id=str(resp.device_id),
                 access_token=str(resp.access_token),
-                bridge=(args.bridge or (reuse.bridge if reuse else DEFAULT_BRIDGE)).rstrip("/"),
+                bridge=str(args.bridge or (same_user.bridge if same_user else DEFAULT_BRIDGE)
+                           ).rstrip("/"),
             )
             storage.save(session)
             conn = Connection(storage, session, client)
@@ -142,6 +149,24 @@ async def login(args: argparse.Namespace) -> int:
                     "device stays unsigned until you verify it from a device that holds "
                     "them (e.g. Element).")
     return 0
+
+
+async def _device_alive(client: AsyncClient, stored: Session) -> bool:
+    """Whether the stored session's token (and so its device) is still valid."""
+    client.access_token = stored.access_token
+    try:
+        status, body = await raw_request(client, "GET", "/account/whoami")
+    finally:
+        client.access_token = ""
+    return (status == 200 and isinstance(body, dict)
+            and body.get("user_id") == stored.user_id
+            and body.get("device_id") in (None, stored.device_id))
+
+
+def _forget_device(storage: Storage, stored: Session) -> None:
+    """Remove a dead device's E2E store (its keys would never be uploaded again)."""
+    for path in storage.store_dir.glob(f"{stored.user_id}_{stored.device_id}.*"):
+        path.unlink(missing_ok=True)
 
 
 async def logout(args: argparse.Namespace) -> int:

@@ -119,6 +119,7 @@ async def test_logout_removes_the_device_and_a_revoked_session_says_so(
     assert "not logged in" in one_error_line(await cli.run("rooms", ok=False))
     revoked = one_error_line(await copy.run("rooms", ok=False))
     assert "no longer accepts this session" in revoked
+    assert "new device" in (await copy.login()).err  # the old device is gone: not reused
     listed = await clis["ambtenaar1"].run("devices", "ambtenaar3", "--json", ok=False)
     remaining = {d["device_id"] for d in listed.json()} if listed.code == 0 else set()
     assert device not in remaining  # the homeserver deleted the device and its keys
