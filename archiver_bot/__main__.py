@@ -8,11 +8,19 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from archiver_bot.errors import ArchiverError
 
 log = logging.getLogger("rijkschat.archiver")
+
+# Subcommands implemented by the archive store's own command-line module.
+_ARCHIVE_COMMANDS = {
+    "verify": "verify_main",
+    "export-public-key": "export_public_key_main",
+    "destroy-expired": "destroy_expired_main",
+}
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -40,10 +48,11 @@ async def _run_until_signal(data_dir: Path, database_url: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
-    if args_list and args_list[0] == "verify":
-        from archiver_bot.archive.cli import verify_main
+    if args_list and args_list[0] in _ARCHIVE_COMMANDS:
+        from archiver_bot.archive import cli
 
-        return verify_main(args_list[1:])
+        command: Callable[[list[str]], int] = getattr(cli, _ARCHIVE_COMMANDS[args_list[0]])
+        return command(args_list[1:])
     parser = argparse.ArgumentParser(prog="rijkschat-archiver")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the archiver bot")
@@ -51,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--database-url", default=None, help="archive database URL")
     run_p.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("verify", help="verify the archive's integrity (see verify --help)")
+    sub.add_parser("export-public-key", help="print the checkpoint signing public key (PEM)")
+    sub.add_parser("destroy-expired", help="crypto-shred content past its retention")
     args = parser.parse_args(args_list)
     _configure_logging(args.verbose)
     try:

@@ -74,6 +74,7 @@ async def build_events(
         destroyed = envelope is None
         content = None if envelope is None else envelope.get("content")
         decryption = cast(Decryption, row.decryption)
+        event_type = row.type
         sender_device, sender_key = row.sender_device, row.sender_key
         late = False
         redacted_by: str | None = None
@@ -87,6 +88,7 @@ async def build_events(
                     content = decrypted.get("content")
                 decryption, late = "decrypted", True
                 sender_device, sender_key = link.sender_device, link.sender_key
+                event_type = link.type
             elif link.kind == "attachment":
                 has_attachment = has_attachment or link.blob_digest is not None
             elif link.kind == "event" and link.rel_type == "m.redaction":
@@ -102,7 +104,7 @@ async def build_events(
                 sender=row.sender,
                 sender_device=sender_device,
                 origin_server_ts=row.ts,
-                type=row.type,
+                type=event_type,
                 state_key=row.state_key,
                 content=content,
                 decryption=decryption,

@@ -94,10 +94,14 @@ class Archive:
         content: dict[str, Any],
         sender_device: str | None,
         sender_key: str | None,
+        event_type: str | None = None,
     ) -> bool:
         """Record a late decryption next to the undecryptable original; False when the
-        event is unknown, was not undecryptable, or already has a decryption."""
-        return await writer.add_decryption(self._ctx, event_id, content, sender_device, sender_key)
+        event is unknown, was not undecryptable, or already has a decryption.
+        ``event_type`` is the decrypted event's type (e.g. ``m.room.message``)."""
+        return await writer.add_decryption(
+            self._ctx, event_id, content, sender_device, sender_key, event_type
+        )
 
     async def undecryptable_session_ids(self, room_id: str | None = None) -> set[str]:
         async with self._ctx.read() as conn:

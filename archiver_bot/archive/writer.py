@@ -162,13 +162,14 @@ async def add_decryption(
     content: dict[str, Any],
     sender_device: str | None,
     sender_key: str | None,
+    event_type: str | None = None,
 ) -> bool:
     probe = EventRecord(
         event_id=event_id,
         room_id="!probe",
         sender="@probe",
         origin_server_ts=0,
-        type="m.room.message",
+        type=event_type or "m.room.message",
         content=content,
         sender_device=sender_device,
         sender_key=sender_key,
@@ -197,14 +198,14 @@ async def add_decryption(
             ciphertext=seal(aead, envelope, make_aad("decryption", room_id, uid)),
             key_epoch=row.key_epoch,
             sender=row.sender,
-            type=row.type,
+            type=event_type or row.type,  # the decrypted event's own type
             decryption="decrypted",
             sender_device=sender_device,
             sender_key=sender_key,
             session_id=row.session_id,
             target=event_id,
         )
-        tokens = ctx.index.tokens(indexable_text(row.type, content))
+        tokens = ctx.index.tokens(indexable_text(event_type or row.type, content))
         tag = ctx.index.sender_tag(row.sender)
         work.index_rows.extend((t, row.ts, row.pk, row.room_pk, tag) for t in tokens)
         await work.flush()

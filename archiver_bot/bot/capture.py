@@ -262,7 +262,8 @@ class Capture:
                     continue
                 content = dict(decrypted.source["content"])
                 if await self.archive.add_decryption(
-                    stored.event_id, content, encrypted.device_id, encrypted.sender_key
+                    stored.event_id, content, encrypted.device_id, encrypted.sender_key,
+                    event_type=str(decrypted.source.get("type", "")) or None,
                 ):
                     done += 1
         if done:

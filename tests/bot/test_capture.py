@@ -216,6 +216,17 @@ async def test_a_key_that_arrives_late_ends_decrypted(
     events = await wait_archived(homeserver.settings.data_dir, room_id, decrypted)
     stored = next(e for e in events if e.event_id == late)
     assert stored.content["body"] == "Vertrouwelijk: de sleutel komt later"
+    assert stored.type == "m.room.message"
+    assert stored.late_decryption
+    # The late plaintext is searchable like any other message.
+    archive = await open_archive(
+        ArchivePaths.for_data_dir(homeserver.settings.data_dir), role="reader"
+    )
+    try:
+        hits = await archive.search(TEST_ACTOR, "sleutel vertrouwelijk", room=room_id)
+    finally:
+        await archive.close()
+    assert [h.event_id for h in hits] == [late]
     client.olm.unblacklist_device(device)
 
 
