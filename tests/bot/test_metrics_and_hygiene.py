@@ -161,3 +161,25 @@ def test_room_key_requests_are_never_answered() -> None:
         assert olm.outgoing_to_device_messages == []
         assert olm.received_key_requests == {}
         assert niopatch.dropped_key_requests == before + 1
+
+
+def test_archive_commands_of_the_archiver_cli(
+    homeserver: RunningHomeserver, archiver: ArchiverProcess
+) -> None:
+    """`rijkschat-archiver` hands verify and export-public-key to the store's CLI."""
+    import subprocess
+    import sys
+
+    data_dir = str(homeserver.settings.data_dir)
+    out = subprocess.run(
+        [sys.executable, "-m", "archiver_bot", "export-public-key", "--data-dir", data_dir],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    out = subprocess.run(
+        [sys.executable, "-m", "archiver_bot", "verify", "--data-dir", data_dir],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK" in out.stdout
