@@ -243,6 +243,35 @@ async def attachment_status(
     return {**info, "stored": row.blob_digest is not None}
 
 
+async def withheld_keys(
+    ctx: StoreContext, conn: AsyncConnection, room_id: str
+) -> list[dict[str, Any]]:
+    """The `m.room_key.withheld` notices recorded for a room, oldest first."""
+    room_pk = await ctx.room_pk_of(conn, room_id)
+    if room_pk is None:
+        return []
+    rows = (
+        await conn.execute(
+            select(records)
+            .where(records.c.room_pk == room_pk, records.c.kind == "withheld")
+            .order_by(records.c.seq)
+        )
+    ).all()
+    out = []
+    for row in rows:
+        body = await _open(ctx, conn, row, "withheld", room_id)
+        out.append(
+            {
+                "ts": row.ts,
+                "sender": row.sender,
+                "session_id": row.session_id,
+                "code": row.type,
+                "reason": None if body is None else body.get("reason"),
+            }
+        )
+    return out
+
+
 async def list_rooms(ctx: StoreContext, conn: AsyncConnection) -> list[RoomSummary]:
     pending = await undecryptable_counts(conn)
     summaries: list[RoomSummary] = []

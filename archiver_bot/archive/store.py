@@ -211,6 +211,13 @@ class Archive:
         async with self._ctx.read() as conn:
             return await reader.attachment_status(self._ctx, conn, event_id)
 
+    async def withheld_keys(self, actor: Actor, room_id: str) -> list[dict[str, Any]]:
+        """The room-key withheld notices the archiver received for a room: ``ts``,
+        ``sender``, ``session_id``, ``code`` (e.g. ``m.unverified``) and ``reason``."""
+        await audit.record_access(self._ctx, actor, "withheld_keys", {"room": room_id})
+        async with self._ctx.read() as conn:
+            return await reader.withheld_keys(self._ctx, conn, room_id)
+
     async def search(
         self,
         actor: Actor,

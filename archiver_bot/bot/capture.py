@@ -125,16 +125,7 @@ class Capture:
             if isinstance(resp, RoomMessagesError):
                 raise BackfillError(f"backfill of {room_id} failed: {resp.message}")
             self.metrics.backfill_pages.inc()
-            page: list[EventRecord] = []
-            for event in resp.chunk:
-                if isinstance(event, MegolmEvent):
-                    event.room_id = room_id
-                    decrypted = self._try_decrypt(event)
-                    rec = to_record(room_id, decrypted or event, event if decrypted else None)
-                else:
-                    rec = to_record(room_id, event)
-                if rec is not None:
-                    page.append(rec)
+            page = self._decrypting_records(room_id, resp.chunk)
             known = {r.event_id for r in page if r.event_id in archived}
             out.extend(r for r in page if r.event_id not in known)
             if known:
@@ -149,7 +140,8 @@ class Capture:
         except (EncryptionError, AssertionError):
             return None
 
-    def _left_room_records(self, room_id: str, events: Iterable[Any]) -> list[EventRecord]:
+    def _decrypting_records(self, room_id: str, events: Iterable[Any]) -> list[EventRecord]:
+        """Records of events nio did not decrypt itself (/messages pages, left rooms)."""
         out = []
         for event in events:
             if isinstance(event, MegolmEvent):
@@ -193,8 +185,8 @@ class Capture:
                 if await self._left_room_has_key_official(room_id):
                     self.state.mark_archived(room_id)
             if room_id in self.state.archived:  # kicked or left: keep the last events
-                records.extend(self._left_room_records(room_id, info.state))
-                records.extend(self._left_room_records(room_id, info.timeline.events))
+                records.extend(self._decrypting_records(room_id, info.state))
+                records.extend(self._decrypting_records(room_id, info.timeline.events))
             log.debug("left room %s: %d timeline events", room_id, len(info.timeline.events))
         if records:
             log.debug("sync: %d joined, %d left rooms, %d records",

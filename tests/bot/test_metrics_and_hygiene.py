@@ -173,13 +173,59 @@ def test_archive_commands_of_the_archiver_cli(
     data_dir = str(homeserver.settings.data_dir)
     out = subprocess.run(
         [sys.executable, "-m", "archiver_bot", "export-public-key", "--data-dir", data_dir],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("-----BEGIN PUBLIC KEY-----")
     out = subprocess.run(
         [sys.executable, "-m", "archiver_bot", "verify", "--data-dir", data_dir],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "OK" in out.stdout
+
+
+async def test_withheld_key_notices_are_recorded_with_their_reason(
+    homeserver: RunningHomeserver, users: dict[str, E2EUser], archiver: ArchiverProcess
+) -> None:
+    from nio import ToDeviceMessage
+
+    minister, amb = users["minister"], users["ambtenaar2"]
+    room_id = await archived_room(homeserver, minister, [amb], "Achtergehouden sleutel")
+    archiver_id = homeserver.user_id("rijksarchief")
+    await minister.sync()
+    (device,) = list(minister.client.device_store.active_user_devices(archiver_id))
+    content = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "room_id": room_id,
+        "session_id": "sessie-x",
+        "sender_key": minister.client.olm.account.identity_keys["curve25519"],
+        "code": "m.unverified",
+        "reason": "Apparaat niet geverifieerd",
+    }
+    await minister.client.to_device(
+        ToDeviceMessage("m.room_key.withheld", archiver_id, device.id, content)
+    )
+
+    async def recorded() -> list[dict[str, object]]:
+        archive = await open_archive(
+            ArchivePaths.for_data_dir(homeserver.settings.data_dir), role="reader"
+        )
+        try:
+            return await archive.withheld_keys(TEST_ACTOR, room_id)
+        finally:
+            await archive.close()
+
+    from tests.e2e_client import wait_for
+
+    (notice,) = await wait_for(recorded, timeout=30)
+    assert notice["code"] == "m.unverified"
+    assert notice["reason"] == "Apparaat niet geverifieerd"
+    assert notice["session_id"] == "sessie-x"
+    assert notice["sender"] == minister.user_id
