@@ -31,6 +31,7 @@ def _configure_logging(verbose: bool) -> None:
     # nio logs whole events (even at WARNING, on validation errors): content must never reach a log.
     logging.getLogger("nio").setLevel(logging.ERROR)
     logging.getLogger("peewee").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 async def _run_until_signal(data_dir: Path, database_url: str | None) -> None:

@@ -28,6 +28,7 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks on every open
 
 
 def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
