@@ -72,6 +72,9 @@ async def provision(
                 entry.localpart,
                 password,
                 entry.display_name,
+                # The archiver is a server admin only to read, via MSC2815, the original of
+                # an event that was redacted before it could capture it.
+                admin=entry.role is Role.ARCHIVER,
             )
             if not created:
                 if previous is None:

@@ -32,6 +32,7 @@ def test_sovereign_defaults_are_in_the_file(tmp_path: Path) -> None:
     assert cfg["enable_metrics"] is False
     assert "default_identity_server" not in cfg
     assert cfg["encryption_enabled_by_default_for_room_type"] == "all"
+    assert cfg["experimental_features"] == {"msc2815_enabled": True}  # originals of redactions
     assert cfg["database"]["args"]["database"].startswith(str(tmp_path))  # type: ignore[index]
     # Rate limits raised for the pilot, brute-force limit on failed logins kept.
     assert cfg["rc_message"]["per_second"] >= 10  # type: ignore[index]

@@ -13,9 +13,11 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from nio import (
     AsyncClient,
+    Event,
     ForwardedRoomKeyEvent,
     JoinError,
     MegolmEvent,
@@ -28,7 +30,7 @@ from nio.exceptions import EncryptionError
 
 from archiver_bot.archive import Archive, EventRecord
 from archiver_bot.bot import media
-from archiver_bot.bot.mapping import attachment_of, to_record
+from archiver_bot.bot.mapping import attachment_of, stripped_by_redaction, to_record
 from archiver_bot.bot.metrics import Metrics
 from archiver_bot.bot.roster import KnownUsers
 from archiver_bot.bot.state import BotState
@@ -134,6 +136,32 @@ class Capture:
         out.reverse()
         return out
 
+    async def _unredacted(self, record: EventRecord) -> EventRecord:
+        """The original of an event redacted before we saw it (MSC2815), else the stripped one."""
+        url = (
+            f"{self.client.homeserver}/_matrix/client/v3/rooms/{quote(record.room_id, safe='')}"
+            f"/event/{quote(record.event_id, safe='')}"
+        )
+        if self.client.client_session is None:
+            await self.client.create_session()
+        assert self.client.client_session is not None
+        async with self.client.client_session.get(
+            url, params={"fi.mau.msc2815.include_unredacted_content": "true"},
+            headers={"Authorization": f"Bearer {self.client.access_token}"},
+        ) as resp:
+            if resp.status != 200:
+                log.warning("original of redacted event %s is not available (HTTP %d)",
+                            record.event_id, resp.status)
+                return record
+            source = await resp.json(content_type=None)
+        if not isinstance(source, dict) or not source.get("content"):
+            return record
+        (recovered,) = self._decrypting_records(record.room_id, [Event.parse_event(source)]) or (
+            record,
+        )
+        log.info("recovered the original of redacted event %s", record.event_id)
+        return recovered
+
     def _try_decrypt(self, event: MegolmEvent) -> Any:
         try:
             return self.client.decrypt_event(event)
@@ -192,6 +220,7 @@ class Capture:
             log.debug("sync: %d joined, %d left rooms, %d records",
                       len(resp.rooms.join), len(resp.rooms.leave), len(records))
 
+        records = [await self._unredacted(r) if stripped_by_redaction(r) else r for r in records]
         await self._commit(records, resp.next_batch)
         self.originals.clear()
 

@@ -70,6 +70,7 @@ def to_record(room_id: str, event: Any, original: MegolmEvent | None = None) -> 
             session_id=content.get("session_id") if isinstance(content, dict) else None,
             encrypted=content if isinstance(content, dict) else None,
             relates_to=_relates_to(content),
+            unsigned=source.get("unsigned") if isinstance(source.get("unsigned"), dict) else None,
         )
     state_key = source.get("state_key")
     return EventRecord(
@@ -85,6 +86,12 @@ def to_record(room_id: str, event: Any, original: MegolmEvent | None = None) -> 
         relates_to=_relates_to(content),
         unsigned=source.get("unsigned") if isinstance(source.get("unsigned"), dict) else None,
     )
+
+
+def stripped_by_redaction(record: EventRecord) -> bool:
+    """The server sent this event already redacted: its content is gone from the sync."""
+    unsigned = record.unsigned or {}
+    return "redacted_because" in unsigned and not record.content
 
 
 def attachment_of(record: EventRecord) -> dict[str, Any] | None:

@@ -240,6 +240,9 @@ user_directory:
 room_list_publication_rules: [{{action: deny}}]
 encryption_enabled_by_default_for_room_type: all   # every new room is end-to-end encrypted
 max_upload_size: 50M
+experimental_features:
+  msc2815_enabled: true     # the archiver (a server admin) can fetch the original of an
+                            # event redacted before it captured it (redaction_retention_period)
 password_config:
   enabled: true
   policy:

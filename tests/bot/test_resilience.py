@@ -120,13 +120,43 @@ async def test_last_events_before_a_kick_are_kept(
     assert not hasattr(kicked, "status_code"), kicked
     await archiver.start()
     events = await wait_archived(
-        homeserver.settings.data_dir, room_id,
-        lambda evs: set(last) <= {e.event_id for e in evs}, timeout=60,
+        homeserver.settings.data_dir,
+        room_id,
+        lambda evs: set(last) <= {e.event_id for e in evs},
+        timeout=60,
     )
     by_id = {e.event_id: e for e in events}
     assert [by_id[e].content["body"] for e in last] == [f"voor de kick {i}" for i in range(5)]
     assert all(by_id[e].decryption == "decrypted" for e in last)
-    kicks = [e for e in events if e.type == "m.room.member"
-             and e.state_key == homeserver.user_id("rijksarchief")
-             and e.content.get("membership") == "leave"]
+    kicks = [
+        e
+        for e in events
+        if e.type == "m.room.member"
+        and e.state_key == homeserver.user_id("rijksarchief")
+        and e.content.get("membership") == "leave"
+    ]
     assert kicks, "the kick itself is archived"
+
+
+async def test_message_redacted_while_archiver_is_down_keeps_its_original(
+    homeserver: RunningHomeserver, users: dict[str, E2EUser], archiver: ArchiverProcess
+) -> None:
+    """The sync then carries only the stripped event; the archiver fetches the original
+    (MSC2815, as server admin) and decrypts it."""
+    minister, amb = users["minister"], users["ambtenaar1"]
+    room_id = await archived_room(homeserver, minister, [amb], "Snel ingetrokken")
+    await archiver.stop()
+    secret = await amb.send_text(room_id, "Dit trek ik meteen weer in")
+    redaction = await amb.client.room_redact(room_id, secret, reason="te snel verstuurd")
+    redaction_id = redaction.event_id  # type: ignore[union-attr]
+    await archiver.start()
+    events = await wait_archived(
+        homeserver.settings.data_dir,
+        room_id,
+        lambda evs: {secret, redaction_id} <= {e.event_id for e in evs},
+        timeout=60,
+    )
+    by_id = {e.event_id: e for e in events}
+    assert by_id[secret].decryption == "decrypted"
+    assert by_id[secret].content["body"] == "Dit trek ik meteen weer in"
+    assert by_id[secret].redacted_by == redaction_id
