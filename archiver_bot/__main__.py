@@ -1,4 +1,4 @@
-"""rijkschat-archiver: run the archiver bot, or verify the archive."""
+"""rijkschat-archiver: run the archiver bot, verify the archive, import room keys."""
 
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
 
         command: Callable[[list[str]], int] = getattr(cli, _ARCHIVE_COMMANDS[args_list[0]])
         return command(args_list[1:])
+    if args_list and args_list[0] == "import-keys":
+        from archiver_bot.bot.importcli import import_keys_main
+
+        _configure_logging(False)
+        logging.getLogger().setLevel(logging.WARNING)
+        return import_keys_main(args_list[1:])
     parser = argparse.ArgumentParser(prog="rijkschat-archiver")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the archiver bot")
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("verify", help="verify the archive's integrity (see verify --help)")
     sub.add_parser("export-public-key", help="print the checkpoint signing public key (PEM)")
     sub.add_parser("destroy-expired", help="crypto-shred content past its retention")
+    sub.add_parser("import-keys", help="import a sender's room-key export (see import-keys --help)")
     args = parser.parse_args(args_list)
     _configure_logging(args.verbose)
     try:

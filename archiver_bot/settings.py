@@ -58,6 +58,11 @@ class ArchiverSettings:
         return self.bot_dir / "metrics.token"
 
     @property
+    def control_token_file(self) -> Path:
+        """Bearer token of the bot's local control endpoint (key import), 0600."""
+        return self.bot_dir / "control.token"
+
+    @property
     def pickle_key_file(self) -> Path:
         return self.bot_dir / "pickle.key"
 

@@ -31,7 +31,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _line(name: str, result: RoomVerification) -> str:
     if result.ok:
-        extra = f" ({result.detail})" if result.detail else ""
+        notes = [result.detail] if result.detail else []
+        if result.imported_decryptions:
+            notes.append(f"{result.imported_decryptions} decrypted with imported keys")
+        extra = f" ({'; '.join(notes)})" if notes else ""
         return f"OK      {name}  {result.entries} entries{extra}"
     return f"BROKEN  {name}  position {result.position}: {result.kind} ({result.detail})"
 

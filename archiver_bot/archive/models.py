@@ -111,6 +111,10 @@ class StoredEvent:
     encrypted: dict[str, Any] | None = None
     unsigned: dict[str, Any] | None = None
     reactions: list[str] = field(default_factory=list)
+    #: set when the late decryption used a room key imported from a key export (weaker
+    #: than a key received over Olm from the sender's device): who imported it, when
+    #: (``imported_by``, ``imported_at`` in ms) and the export file's ``file_sha256``
+    imported_key: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,8 @@ class RoomVerification:
     position: int | None = None
     kind: BreakKind | None = None
     detail: str = ""
+    #: late decryptions in this chain made with imported room keys (weaker provenance)
+    imported_decryptions: int = 0
 
 
 @dataclass(frozen=True)

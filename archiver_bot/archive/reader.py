@@ -77,6 +77,7 @@ async def build_events(
         event_type = row.type
         sender_device, sender_key = row.sender_device, row.sender_key
         late = False
+        imported_key: dict[str, Any] | None = None
         redacted_by: str | None = None
         edits: list[str] = []
         reactions: list[str] = []
@@ -86,6 +87,9 @@ async def build_events(
                 decrypted = await _open(ctx, conn, link, "decryption", room_id)
                 if decrypted is not None:
                     content = decrypted.get("content")
+                if link.decryption == "imported":
+                    provenance = (decrypted or {}).get("provenance")
+                    imported_key = dict(provenance) if isinstance(provenance, dict) else {}
                 decryption, late = "decrypted", True
                 sender_device, sender_key = link.sender_device, link.sender_key
                 event_type = link.type
@@ -121,6 +125,7 @@ async def build_events(
                 encrypted=None if envelope is None else envelope.get("encrypted"),
                 unsigned=None if envelope is None else envelope.get("unsigned"),
                 reactions=reactions,
+                imported_key=imported_key,
             )
         )
     return events
@@ -338,6 +343,10 @@ async def pending_by_session(
         )
     ).all()
     return await build_events(ctx, conn, rows)
+
+
+async def archived_room_ids(conn: AsyncConnection) -> set[str]:
+    return set((await conn.execute(select(rooms.c.room_id))).scalars())
 
 
 async def archived_event_ids(ctx: StoreContext, conn: AsyncConnection, room_id: str) -> set[str]:

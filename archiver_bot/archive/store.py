@@ -95,13 +95,27 @@ class Archive:
         sender_device: str | None,
         sender_key: str | None,
         event_type: str | None = None,
+        imported: dict[str, Any] | None = None,
     ) -> bool:
         """Record a late decryption next to the undecryptable original; False when the
         event is unknown, was not undecryptable, or already has a decryption.
-        ``event_type`` is the decrypted event's type (e.g. ``m.room.message``)."""
+        ``event_type`` is the decrypted event's type (e.g. ``m.room.message``).
+        ``imported`` marks a decryption with a room key imported from a key export (a
+        weaker origin than Olm from the sender's device) and says who imported it, when and
+        from which file; it is chained (record ``decryption="imported"``, the details sealed
+        in the record) and shown as :attr:`StoredEvent.imported_key`."""
         return await writer.add_decryption(
-            self._ctx, event_id, content, sender_device, sender_key, event_type
+            self._ctx, event_id, content, sender_device, sender_key, event_type, imported
         )
+
+    async def record_key_import(self, actor: Actor, details: dict[str, Any]) -> None:
+        """Note a room-key import in the access log (who, the file's digest, the counts)."""
+        await audit.record_access(self._ctx, actor, "import_keys", details)
+
+    async def archived_room_ids(self) -> set[str]:
+        """Every room the archive holds a chain for."""
+        async with self._ctx.read() as conn:
+            return await reader.archived_room_ids(conn)
 
     async def undecryptable_session_ids(self, room_id: str | None = None) -> set[str]:
         async with self._ctx.read() as conn:

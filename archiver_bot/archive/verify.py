@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import chain, kv
@@ -291,7 +291,16 @@ async def _verify_room(
             pending = tuple(row)
     if pending is not None and not stopped:
         await _step(walker, pending, None, destroy_seqs)
-    return walker.finish(last_seq)
+    imported = (
+        await conn.execute(
+            select(func.count()).where(
+                records.c.room_pk == room_pk,
+                records.c.kind == "decryption",
+                records.c.decryption == "imported",
+            )
+        )
+    ).scalar_one()
+    return replace(walker.finish(last_seq), imported_decryptions=int(imported))
 
 
 def _content_problem(row: tuple[Any, ...], destroy_seqs: dict[int, int]) -> str:

@@ -163,6 +163,7 @@ async def add_decryption(
     sender_device: str | None,
     sender_key: str | None,
     event_type: str | None = None,
+    imported: dict[str, Any] | None = None,
 ) -> bool:
     probe = EventRecord(
         event_id=event_id,
@@ -175,6 +176,9 @@ async def add_decryption(
         sender_key=sender_key,
     )
     envelope = encode_envelope(probe)
+    if imported is not None:
+        # The provenance of an imported key travels inside the sealed (and chained) envelope.
+        envelope = envelope[:-1] + b',"provenance":' + dump_json(dict(imported)) + b"}"
     uid = f"decryption:{event_id}"
 
     async def operation(conn: AsyncConnection) -> Batch | None:
@@ -199,7 +203,7 @@ async def add_decryption(
             key_epoch=row.key_epoch,
             sender=row.sender,
             type=event_type or row.type,  # the decrypted event's own type
-            decryption="decrypted",
+            decryption="decrypted" if imported is None else "imported",
             sender_device=sender_device,
             sender_key=sender_key,
             session_id=row.session_id,

@@ -26,10 +26,10 @@ from nio import (
     SyncResponse,
     UnknownToDeviceEvent,
 )
-from nio.exceptions import EncryptionError
 
 from archiver_bot.archive import Archive, EventRecord
 from archiver_bot.bot import media
+from archiver_bot.bot.late import decrypt_pending, try_decrypt
 from archiver_bot.bot.mapping import attachment_of, stripped_by_redaction, to_record
 from archiver_bot.bot.metrics import Metrics
 from archiver_bot.bot.roster import KnownUsers
@@ -163,10 +163,7 @@ class Capture:
         return recovered
 
     def _try_decrypt(self, event: MegolmEvent) -> Any:
-        try:
-            return self.client.decrypt_event(event)
-        except (EncryptionError, AssertionError):
-            return None
+        return try_decrypt(self.client, event)
 
     def _decrypting_records(self, room_id: str, events: Iterable[Any]) -> list[EventRecord]:
         """Records of events nio did not decrypt itself (/messages pages, left rooms)."""
@@ -230,6 +227,10 @@ class Capture:
                 content.get("room_id", ""), content.get("session_id", ""),
                 w.get("sender", ""), content.get("code", ""), content.get("reason"),
             )
+        # A key imported while this sync was being captured: its events are retried too.
+        new_sessions.update(
+            r.session_id for r in records if r.decryption == "undecryptable" and r.session_id
+        )
         if new_sessions:
             await self.retry_sessions(new_sessions)
         for room_id in newly_archived:
@@ -263,30 +264,7 @@ class Capture:
 
     async def retry_sessions(self, session_ids: Iterable[str]) -> int:
         """Decrypt archived events of sessions whose keys arrived; append the plaintext."""
-        done = 0
-        for session_id in session_ids:
-            for stored in await self.archive.pending_by_session(session_id):
-                source = {
-                    "type": "m.room.encrypted",
-                    "event_id": stored.event_id,
-                    "sender": stored.sender,
-                    "origin_server_ts": stored.origin_server_ts,
-                    "room_id": stored.room_id,
-                    "content": stored.encrypted or stored.content or {},
-                }
-                encrypted = MegolmEvent.from_dict(source)
-                if not isinstance(encrypted, MegolmEvent):
-                    continue
-                encrypted.room_id = stored.room_id
-                decrypted = self._try_decrypt(encrypted)
-                if decrypted is None:
-                    continue
-                content = dict(decrypted.source["content"])
-                if await self.archive.add_decryption(
-                    stored.event_id, content, encrypted.device_id, encrypted.sender_key,
-                    event_type=str(decrypted.source.get("type", "")) or None,
-                ):
-                    done += 1
+        done = await decrypt_pending(self.client, self.archive, session_ids)
         if done:
             log.info("decrypted %d archived event(s) after their keys arrived", done)
             self.metrics.undecryptable.set(await self.archive.undecryptable_count())

@@ -45,7 +45,9 @@ def metrics_token(path: Path) -> str:
     return path.read_text("utf-8").strip()
 
 
-def create_metrics_app(metrics: Metrics, token: str) -> web.Application:
+def create_metrics_app(
+    metrics: Metrics, token: str, client_max_size: int = 1024**2
+) -> web.Application:
     async def handler(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -53,6 +55,6 @@ def create_metrics_app(metrics: Metrics, token: str) -> web.Application:
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
+    app = web.Application(client_max_size=client_max_size)
     app.router.add_get("/metrics", handler)
     return app

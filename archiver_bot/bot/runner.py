@@ -15,7 +15,9 @@ from nio import AsyncClient, SyncResponse
 from archiver_bot.archive import Archive, ArchiveError, ArchivePaths, open_archive
 from archiver_bot.bot import niopatch
 from archiver_bot.bot.capture import BackfillError, Capture
+from archiver_bot.bot.control import MAX_REQUEST_BYTES, control_token, setup_control
 from archiver_bot.bot.crosssign import ensure_cross_signed
+from archiver_bot.bot.keyimport import KeyImporter
 from archiver_bot.bot.metrics import Metrics, create_metrics_app, metrics_token
 from archiver_bot.bot.roster import KnownUsers
 from archiver_bot.bot.session import login_or_restore, make_client
@@ -56,17 +58,35 @@ def _metrics_port(settings: ArchiverSettings) -> int | None:
     return int(port) if port else None
 
 
-async def _start_metrics(settings: ArchiverSettings, metrics: Metrics) -> web.AppRunner | None:
+async def _start_metrics(
+    settings: ArchiverSettings, metrics: Metrics, importer: list[KeyImporter]
+) -> web.AppRunner | None:
+    """Metrics and the control endpoint; ``importer`` is filled once the bot is ready."""
     port = _metrics_port(settings)
     if port is None:
         return None
-    runner = web.AppRunner(create_metrics_app(metrics, metrics_token(settings.metrics_token_file)),
-                           access_log=None)
+    app = create_metrics_app(metrics, metrics_token(settings.metrics_token_file),
+                             client_max_size=MAX_REQUEST_BYTES)
+    setup_control(app, control_token(settings.control_token_file), importer)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     log.info("metrics on http://127.0.0.1:%d/metrics (bearer token in %s)", port,
              settings.metrics_token_file)
     return runner
+
+
+def make_importer(
+    client: AsyncClient, archive: Archive, state: BotState, metrics: Metrics | None
+) -> KeyImporter:
+    importer = KeyImporter(client, archive, lambda: state.archived)
+
+    async def decrypted(count: int) -> None:
+        if metrics is not None and count:
+            metrics.undecryptable.set(await archive.undecryptable_count())
+
+    importer.on_decrypted = decrypted
+    return importer
 
 
 async def sync_loop(client: AsyncClient, capture: Capture, archive: Archive,
@@ -120,14 +140,16 @@ async def run(settings: ArchiverSettings) -> None:
     client = make_client(settings)
     metrics = Metrics()
     metrics_runner: web.AppRunner | None = None
+    importer: list[KeyImporter] = []
     try:
-        metrics_runner = await _start_metrics(settings, metrics)
+        metrics_runner = await _start_metrics(settings, metrics, importer)
         await login_or_restore(client, settings)
         if client.should_upload_keys:
             await client.keys_upload()
         await ensure_cross_signed(client, settings.cross_signing_file, settings.password)
         capture = Capture(client, archive, users, BotState(settings.rooms_file), metrics)
         client.on_decrypted = capture.remember_original
+        importer.append(make_importer(client, archive, capture.state, metrics))
         await capture.retry_sessions(await archive.undecryptable_session_ids())
         await sync_loop(client, capture, archive, settings)
     finally:
