@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from server_bridge.review.keyimport import forward_import, read_upload
 from server_bridge.review.openapi import openapi_document
 from server_bridge.review.service import (
     AUDIT_DEFAULT_LIMIT,
@@ -142,6 +143,17 @@ async def get_verify(request: web.Request) -> web.Response:
     return web.json_response(result.to_dict())
 
 
+async def post_room_keys(request: web.Request) -> web.Response:
+    """Import a sender's room-key export (multipart: ``file``, ``passphrase``) for this
+    room: forwarded to the archiver bot, which decrypts what the keys open."""
+    reader = await _reader(request)
+    room_id = room_id_param(request.match_info["room_id"])
+    upload = await read_upload(request)
+    await request.app[REVIEW].room(reader, room_id)  # 404 for a room not in the archive
+    result = await forward_import(request, reader, room_id, upload)
+    return web.json_response(result)
+
+
 async def get_audit(request: web.Request) -> web.Response:
     reader = await _reader(request)
     limit = limit_param(_q(request, "limit"), AUDIT_DEFAULT_LIMIT, AUDIT_MAX_LIMIT)
@@ -177,6 +189,7 @@ API_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/rooms", get_rooms),
     ("GET", "/api/v1/rooms/{room_id}/events", get_room_events),
     ("GET", "/api/v1/rooms/{room_id}/verify", get_verify),
+    ("POST", "/api/v1/rooms/{room_id}/keys", post_room_keys),
     ("GET", "/api/v1/events/{event_id}", get_event),
     ("GET", "/api/v1/events/{event_id}/attachment", get_attachment),
     ("GET", "/api/v1/search", get_search),

@@ -93,6 +93,29 @@ _SCHEMAS: dict[str, Any] = {
             "reactions": {"type": "array", "items": {"type": "string"}},
             "has_attachment": {"type": "boolean"},
             "destroyed": {"type": "boolean"},
+            "key_provenance": {
+                "enum": ["room_key", "imported", None],
+                "description": "for decrypted events: 'room_key' (received over Olm from the "
+                "sender's device) or 'imported' (from a key export, a weaker origin)",
+            },
+            "imported_key": {
+                "type": ["object", "null"],
+                "description": "who imported the key (imported_by), when (imported_at, ms), "
+                "the export file's SHA-256 (file_sha256) and how (via: cli or review)",
+            },
+        },
+    },
+    "KeyImport": {
+        "type": "object",
+        "required": ["keys_read", "keys_used", "events_decrypted", "ignored"],
+        "properties": {
+            "keys_read": {"type": "integer", "description": "sessions in the file"},
+            "keys_used": {"type": "integer",
+                          "description": "sessions imported into the archiver's key store"},
+            "events_decrypted": {"type": "integer",
+                                 "description": "archived undecryptable events now decrypted"},
+            "ignored": {"type": "object", "additionalProperties": {"type": "integer"},
+                        "description": "sessions not used, counted per reason"},
         },
     },
     "EventPage": {
@@ -199,6 +222,33 @@ _DOCUMENT: dict[str, Any] = {
                 "parameters": [_ROOM_ID, _PURPOSE],
                 "responses": {"200": _json(_ref("Verification"), "the verification"),
                               **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/api/v1/rooms/{room_id}/keys": {
+            "post": {
+                "operationId": "importRoomKeys",
+                "summary": "Import a sender's room-key export for this room",
+                "description": "Element's 'Export E2E room keys' file (MEGOLM SESSION DATA, "
+                "with its passphrase) or a plain JSON list of exported sessions. Only sessions "
+                "of this room are used; the archiver decrypts every archived event they open "
+                "and marks it as decrypted with an imported key. Access-logged. 400: the file "
+                "cannot be read (wrong passphrase, truncated, altered); 422: nothing usable, "
+                "nothing changed; 503: the archiver is not reachable.",
+                "parameters": [_ROOM_ID, _PURPOSE],
+                "requestBody": {
+                    "required": True,
+                    "content": {"multipart/form-data": {"schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary",
+                                     "description": "the export file (at most 16 MiB)"},
+                            "passphrase": {"type": "string"},
+                        },
+                    }}},
+                },
+                "responses": {"200": _json(_ref("KeyImport"), "what the import did"),
+                              **_errors(400, 401, 403, 404, 413, 422, 503)},
             }
         },
         "/api/v1/events/{event_id}": {
@@ -312,7 +362,9 @@ _DOCUMENT: dict[str, Any] = {
                 403: "the caller's roster role is not archivist",
                 404: "not in the archive",
                 410: "destroyed after its retention period",
-                503: "the archive or the homeserver is unavailable",
+                413: "the upload is too large",
+                422: "nothing usable in the upload; nothing was changed",
+                503: "the archive, the archiver or the homeserver is unavailable",
             }.items()
         },
     },

@@ -191,6 +191,11 @@ def event_to_dict(event: StoredEvent) -> dict[str, Any]:
         "reactions": list(event.reactions),
         "has_attachment": event.has_attachment,
         "destroyed": event.destroyed,
+        # "imported": decrypted later with a room key from a key export (weaker than a key
+        # received over Olm from the sender's device); "room_key": received over Olm.
+        "key_provenance": None if event.decryption != "decrypted"
+        else "imported" if event.imported_key is not None else "room_key",
+        "imported_key": event.imported_key,
     }
 
 

@@ -102,6 +102,7 @@ class Line:
     attachment: Attachment | None = None
     decryption: str = ""
     late_decryption: bool = False
+    imported_key: bool = False
     system: str = ""
     day: str = ""
     new_day: bool = False
@@ -252,6 +253,7 @@ def _line(
         full_time=format_ts(event.origin_server_ts),
         decryption=event.decryption,
         late_decryption=event.late_decryption,
+        imported_key=event.imported_key is not None,
     )
     if event.destroyed:
         line.kind = "destroyed"

@@ -18,6 +18,7 @@ from aiohttp import web
 from server_bridge.appservice.audit import ArchiveUnavailable
 from server_bridge.appservice.routes import LEDGER
 from server_bridge.review.api import ARCHIVIST, attachment_response
+from server_bridge.review.keyimport import MAX_UPLOAD_BYTES, forward_import, read_upload
 from server_bridge.review.service import (
     REVIEW,
     Reader,
@@ -74,6 +75,15 @@ ACTION_LABELS = {
     "get_attachment": "bijlage geopend",
     "search": "gezocht",
     "access_log": "toegangslog gelezen",
+    "import_keys": "sleutels geïmporteerd",
+}
+KEY_IMPORT_ERRORS = {
+    400: "Het sleutelbestand kon niet worden gelezen: verkeerd wachtwoord, of het bestand is "
+    "beschadigd, afgekapt of gewijzigd. Er is niets veranderd.",
+    413: "Het sleutelbestand is te groot.",
+    422: "Niets geïmporteerd: geen sleutel in dit bestand hoort bij deze kamer of opent iets "
+    "wat het archief nog niet kon lezen. Er is niets veranderd.",
+    503: "De archiver is nu niet bereikbaar; probeer het opnieuw wanneer hij draait.",
 }
 
 
@@ -332,6 +342,7 @@ async def room_page(request: web.Request) -> web.Response:
             if next_token else None,
             "first_url": url_for_room(room_id) if after else None,
             "verification": service.last_verification(room_id),
+            "max_upload_mib": MAX_UPLOAD_BYTES // 2**20,
         },
         session,
     )
@@ -344,6 +355,32 @@ async def verify_submit(request: web.Request) -> web.Response:
     await request.app[REVIEW].verify(_reader(request, session), room_id)
     back = f"{BASE}/" if form.get("terug") == "lijst" else url_for_room(room_id)
     return _redirect(back + "#controle")
+
+
+async def keys_submit(request: web.Request) -> web.Response:
+    """Upload of a sender's room-key export for this room (multipart, CSRF-checked before
+    anything is done); the archiver imports it and the result is shown."""
+    session = await _session(request)
+    room_id = room_id_param(request.match_info["room_id"])
+    upload = await read_upload(request)
+    if not same_secret(upload.csrf, session.csrf):
+        log.warning("key upload by %s without a valid CSRF token", session.user_id)
+        raise ApiError(403, "M_FORBIDDEN", "ongeldig of ontbrekend formuliertoken (CSRF)")
+    reader = _reader(request, session)
+    room = await request.app[REVIEW].room(reader, room_id)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    detail: str | None = None
+    status = 200
+    try:
+        result = await forward_import(request, reader, room_id, upload)
+    except ApiError as exc:
+        if exc.status not in KEY_IMPORT_ERRORS:
+            raise
+        status, error, detail = exc.status, KEY_IMPORT_ERRORS[exc.status], exc.message
+    return _render(request, "keys.html",
+                   {"room": room, "result": result, "error": error, "detail": detail},
+                   session, status)
 
 
 async def event_page(request: web.Request) -> web.Response:
@@ -534,6 +571,7 @@ def setup_ui(app: web.Application) -> None:
     r.add_post(BASE + "/uitloggen", logout_submit)
     r.add_get(BASE + "/kamers/{room_id}", room_page)
     r.add_post(BASE + "/kamers/{room_id}/controleren", verify_submit)
+    r.add_post(BASE + "/kamers/{room_id}/sleutels", keys_submit)
     r.add_get(BASE + "/gebeurtenissen/{event_id}", event_page)
     r.add_get(BASE + "/bijlagen/{event_id}", attachment_download)
     r.add_get(BASE + "/zoeken", search_page)
