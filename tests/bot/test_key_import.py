@@ -9,6 +9,8 @@ import base64
 import json
 from pathlib import Path
 
+import aiohttp
+
 from archiver_bot.archive import ArchivePaths, open_archive, verify_archive
 from tests.bot.conftest import TEST_ACTOR, ArchiverProcess, room_events, wait_archived
 from tests.bot.keyrace import (
@@ -190,3 +192,30 @@ async def test_import_while_the_bot_is_stopped_holds_its_lock_and_the_bot_goes_o
         lambda evs: any(e.event_id == event_id and e.decryption == "decrypted" for e in evs),
     )
     assert events
+
+
+async def test_control_endpoint_needs_its_own_token(
+    homeserver: RunningHomeserver, archiver: ArchiverProcess
+) -> None:
+    data_dir = homeserver.settings.data_dir
+    settings = json.loads((data_dir / "rijkschat.json").read_text())
+    url = f"http://127.0.0.1:{settings['archiver_metrics_port']}/control/import-keys"
+    token_file = data_dir / "archiver" / "control.token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    control = token_file.read_text().strip()
+    metrics = (data_dir / "archiver" / "metrics.token").read_text().strip()
+    assert control != metrics
+    body = {"actor": {"user_id": "@x:y", "purpose": "test"}, "sessions": []}
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": f"Bearer {metrics}"},
+                        {"Authorization": "Bearer wrong"}):
+            async with http.post(url, json=body, headers=headers) as resp:
+                assert resp.status == 401
+        auth = {"Authorization": f"Bearer {control}"}
+        async with http.post(url, data=b"{not json", headers=auth) as resp:
+            assert resp.status == 400
+        async with http.post(url, json={"sessions": []}, headers=auth) as resp:
+            assert resp.status == 400  # no actor: nothing is done anonymously
+        async with http.post(url, json=body, headers=auth) as resp:
+            assert resp.status == 422
+            assert (await resp.json())["error"] == "nothing_to_import"
