@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from nio import ToDeviceMessage
 
 from archiver_bot.archive import AccessEntry, ArchivePaths, StoredEvent, open_archive
+from server_bridge.appservice.audit import StoreArchiveView
 from tests.bot.conftest import TEST_ACTOR, wait_archived
 from tests.bot.test_capture import archived_room, archiver_id
 from tests.e2e_client import E2EUser
@@ -146,13 +147,16 @@ def import_cmd(data_dir: Path, key_file: Path, passphrase_file: Path | None) -> 
 async def archive_state(
     data_dir: Path, room_id: str
 ) -> tuple[int, list[AccessEntry]]:
-    """The room's undecryptable count and the access log's key imports."""
+    """The room's undecryptable count (as the room list and the completeness audit's view
+    of the archive see it; both must agree) and the access log's key imports."""
     archive = await open_archive(ArchivePaths.for_data_dir(data_dir), role="reader")
     try:
         rooms = {r.room_id: r for r in await archive.list_rooms(TEST_ACTOR)}
+        audit_view = await StoreArchiveView(archive).undecryptable_event_ids(room_id)
         log = await archive.access_log(TEST_ACTOR, limit=1000)
     finally:
         await archive.close()
+    assert len(audit_view) == rooms[room_id].undecryptable
     return rooms[room_id].undecryptable, [e for e in log if e.action == "import_keys"]
 
 
