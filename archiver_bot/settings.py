@@ -63,6 +63,11 @@ class ArchiverSettings:
         return self.bot_dir / "control.token"
 
     @property
+    def imported_sessions_file(self) -> Path:
+        """Sessions whose keys were imported from a key export, with their provenance."""
+        return self.bot_dir / "imported_sessions.json"
+
+    @property
     def pickle_key_file(self) -> Path:
         return self.bot_dir / "pickle.key"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -61,6 +61,8 @@ class Capture:
         self.metrics = metrics
         # Encrypted originals of the events nio decrypted in place during this sync.
         self.originals: dict[str, MegolmEvent] = {}
+        #: provenance of sessions whose keys were imported from a key export (or None)
+        self.provenance_of: Callable[[str], dict[str, Any] | None] | None = None
 
     # ----- room decisions -------------------------------------------------------------
     def _members(self, room_id: str) -> set[str]:
@@ -264,7 +266,9 @@ class Capture:
 
     async def retry_sessions(self, session_ids: Iterable[str]) -> int:
         """Decrypt archived events of sessions whose keys arrived; append the plaintext."""
-        done = await decrypt_pending(self.client, self.archive, session_ids)
+        done = await decrypt_pending(
+            self.client, self.archive, session_ids, provenance_of=self.provenance_of
+        )
         if done:
             log.info("decrypted %d archived event(s) after their keys arrived", done)
             self.metrics.undecryptable.set(await self.archive.undecryptable_count())

@@ -24,7 +24,7 @@ import aiohttp
 from archiver_bot.archive import Actor, ArchiveBusyError, ArchiveError, ArchivePaths, open_archive
 from archiver_bot.bot.control import IMPORT_PATH
 from archiver_bot.bot.keyexport import MAX_EXPORT_BYTES, KeyFileError, read_key_file
-from archiver_bot.bot.keyimport import ImportOutcome, NothingToImportError
+from archiver_bot.bot.keyimport import ImportedSessions, ImportOutcome, NothingToImportError
 from archiver_bot.errors import ArchiverError, ConfigError
 from archiver_bot.settings import ArchiverSettings
 
@@ -122,7 +122,8 @@ async def _in_process(
     try:
         saved = json.loads(settings.session_file.read_text("utf-8"))
         client.restore_login(saved["user_id"], saved["device_id"], saved["access_token"])
-        importer = make_importer(client, archive, BotState(settings.rooms_file), None)
+        registry = ImportedSessions(settings.imported_sessions_file)
+        importer = make_importer(client, archive, BotState(settings.rooms_file), registry, None)
         return await importer.run(sessions, **kwargs)
     finally:
         await client.close()

@@ -14,9 +14,11 @@ agree). Events decrypted with an imported key are chained with their provenance.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nio import AsyncClient
@@ -25,6 +27,7 @@ from nio.crypto.sessions import InboundGroupSession
 from archiver_bot.archive import Actor, Archive
 from archiver_bot.bot.keyexport import ExportedSession, KeyFileError, parse_sessions
 from archiver_bot.bot.late import decrypt_pending
+from archiver_bot.settings import write_private
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +129,42 @@ def select_sessions(
     return list(chosen.values())
 
 
+class ImportedSessions:
+    """Which sessions' keys came from an import, with their provenance (``archiver/
+    imported_sessions.json``, 0600): later late decryptions of such a session (e.g. an
+    event captured during the import) are marked as imported too."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        self._by_id: dict[str, dict[str, Any]] = data if isinstance(data, dict) else {}
+
+    def get(self, session_id: str) -> dict[str, Any] | None:
+        return self._by_id.get(session_id)
+
+    def add(self, session_ids: set[str], provenance: dict[str, Any]) -> None:
+        for session_id in session_ids:
+            self._by_id[session_id] = provenance
+        write_private(self.path, json.dumps(self._by_id, sort_keys=True))
+
+
 class KeyImporter:
     """Imports one file's sessions at a time into a client's store and the archive."""
 
     def __init__(
-        self, client: AsyncClient, archive: Archive, archived_rooms: Any
+        self,
+        client: AsyncClient,
+        archive: Archive,
+        archived_rooms: Any,
+        registry: ImportedSessions,
     ) -> None:
         self.client = client
         self.archive = archive
         self._archived_rooms = archived_rooms  # () -> set[str]
+        self.registry = registry
         self._lock = asyncio.Lock()
         #: called with the number of events decrypted (the bot updates its metrics)
         self.on_decrypted: Any = None
@@ -172,6 +202,7 @@ class KeyImporter:
                 "file_sha256": file_sha256,
                 "via": via,
             }
+            self.registry.add({s.id for s in chosen}, provenance)
             outcome.events_decrypted = await decrypt_pending(
                 self.client, self.archive, {s.id for s in chosen}, imported=provenance
             )

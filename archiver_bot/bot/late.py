@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nio import AsyncClient, MegolmEvent
@@ -26,11 +26,16 @@ async def decrypt_pending(
     archive: Archive,
     session_ids: Iterable[str],
     imported: dict[str, Any] | None = None,
+    provenance_of: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> int:
     """Decrypt the stored events of these sessions and append their plaintext; the number
-    decrypted. ``imported`` (provenance of an imported key) is chained with each."""
+    decrypted. ``imported`` (provenance of an imported key) is chained with each; without
+    it, ``provenance_of(session_id)`` says whether a session's key was imported earlier."""
     done = 0
     for session_id in session_ids:
+        provenance = imported
+        if provenance is None and provenance_of is not None:
+            provenance = provenance_of(session_id)
         for stored in await archive.pending_by_session(session_id):
             source = {
                 "type": "m.room.encrypted",
@@ -51,7 +56,7 @@ async def decrypt_pending(
             if await archive.add_decryption(
                 stored.event_id, content, encrypted.device_id, encrypted.sender_key,
                 event_type=str(decrypted.source.get("type", "")) or None,
-                imported=imported,
+                imported=provenance,
             ):
                 done += 1
     return done

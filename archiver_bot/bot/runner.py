@@ -17,7 +17,7 @@ from archiver_bot.bot import niopatch
 from archiver_bot.bot.capture import BackfillError, Capture
 from archiver_bot.bot.control import MAX_REQUEST_BYTES, control_token, setup_control
 from archiver_bot.bot.crosssign import ensure_cross_signed
-from archiver_bot.bot.keyimport import KeyImporter
+from archiver_bot.bot.keyimport import ImportedSessions, KeyImporter
 from archiver_bot.bot.metrics import Metrics, create_metrics_app, metrics_token
 from archiver_bot.bot.roster import KnownUsers
 from archiver_bot.bot.session import login_or_restore, make_client
@@ -77,9 +77,13 @@ async def _start_metrics(
 
 
 def make_importer(
-    client: AsyncClient, archive: Archive, state: BotState, metrics: Metrics | None
+    client: AsyncClient,
+    archive: Archive,
+    state: BotState,
+    registry: ImportedSessions,
+    metrics: Metrics | None,
 ) -> KeyImporter:
-    importer = KeyImporter(client, archive, lambda: state.archived)
+    importer = KeyImporter(client, archive, lambda: state.archived, registry)
 
     async def decrypted(count: int) -> None:
         if metrics is not None and count:
@@ -149,7 +153,9 @@ async def run(settings: ArchiverSettings) -> None:
         await ensure_cross_signed(client, settings.cross_signing_file, settings.password)
         capture = Capture(client, archive, users, BotState(settings.rooms_file), metrics)
         client.on_decrypted = capture.remember_original
-        importer.append(make_importer(client, archive, capture.state, metrics))
+        registry = ImportedSessions(settings.imported_sessions_file)
+        capture.provenance_of = registry.get
+        importer.append(make_importer(client, archive, capture.state, registry, metrics))
         await capture.retry_sessions(await archive.undecryptable_session_ids())
         await sync_loop(client, capture, archive, settings)
     finally:

@@ -185,6 +185,11 @@ async def test_import_while_the_bot_is_stopped_holds_its_lock_and_the_bot_goes_o
     assert "imported with the archiver stopped" in out, out
     assert "events decrypted: 2" in out
     await assert_all_decrypted(homeserver, race, "cli")
+    # The bot remembers which sessions came from an import (later retries are marked too).
+    registry_file = data_dir / "archiver" / "imported_sessions.json"
+    assert registry_file.stat().st_mode & 0o777 == 0o600
+    registry = json.loads(registry_file.read_text())
+    assert registry[race.session_id]["imported_by"] == "@archivaris:test.localhost"
     # The restarted bot uses the imported key store: a new message still arrives decrypted.
     event_id = await sender.send_text(race.room_id, "Na de herstart")
     events = await wait_archived(
