@@ -17,6 +17,7 @@ from archiver_bot.bot import niopatch
 from archiver_bot.bot.capture import BackfillError, Capture
 from archiver_bot.bot.crosssign import ensure_cross_signed
 from archiver_bot.bot.metrics import Metrics, create_metrics_app, metrics_token
+from archiver_bot.bot.notifier import Notifier
 from archiver_bot.bot.roster import KnownUsers
 from archiver_bot.bot.session import login_or_restore, make_client
 from archiver_bot.bot.state import BotState
@@ -109,6 +110,11 @@ async def sync_loop(client: AsyncClient, capture: Capture, archive: Archive,
                      device_id=client.device_id, last_sync_at=time.time())
 
 
+def _room_name(client: AsyncClient, room_id: str) -> str | None:
+    room = client.rooms.get(room_id)
+    return str(room.display_name) if room is not None else None
+
+
 async def run(settings: ArchiverSettings) -> None:
     """Run until cancelled."""
     niopatch.apply()
@@ -129,7 +135,17 @@ async def run(settings: ArchiverSettings) -> None:
         capture = Capture(client, archive, users, BotState(settings.rooms_file), metrics)
         client.on_decrypted = capture.remember_original
         await capture.retry_sessions(await archive.undecryptable_session_ids())
-        await sync_loop(client, capture, archive, settings)
+        notifier = Notifier(
+            client, archive, settings.notices_file, settings.undecryptable_grace_seconds,
+            enabled=settings.notify_senders, room_name=lambda r: _room_name(client, r),
+        )
+        notifying = asyncio.create_task(notifier.run(), name="undecryptable-notifier")
+        try:
+            await sync_loop(client, capture, archive, settings)
+        finally:
+            notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notifying
     finally:
         write_status(settings.status_file, "stopped")
         with contextlib.suppress(Exception):
