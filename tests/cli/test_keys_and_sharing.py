@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
+import aiohttp
 import pytest
 from nio.crypto.key_export import decrypt_and_read
 
 from client_cli.__main__ import build_parser
 from tests.bot.conftest import wait_archived
 from tests.cli.conftest import Cli, Stack, one_error_line
+from tests.e2e_client import wait_for
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -47,7 +50,7 @@ async def test_keys_export_writes_elements_format_with_the_rooms_session_and_imp
     assert len(mine) == 1
     assert mine[0]["algorithm"] == "m.megolm.v1.aes-sha2"
     assert mine[0]["sender_claimed_keys"]["ed25519"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="HMAC check failed"):
         decrypt_and_read(str(export), "the wrong passphrase")
 
     # Never overwrites; the passphrase is never an argument; no terminal means a clear error.
@@ -110,3 +113,55 @@ async def test_sending_at_once_in_a_new_key_officials_room_is_always_archived_de
             timeout=60)
         assert [x.event_id for x in events if x.sender == minister.user_id
                 and x.type == "m.room.message"] == [event_id]
+
+
+async def test_a_send_right_after_the_archiver_joined_shares_the_key_with_it(
+    cli_stack: Stack, clis: dict[str, Cli], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race made deterministic: a client that already shares a room key in a room (so
+    nio believes it knows the members) sends just after a key official's invitation brought
+    the archiver in, before its own sync saw the archiver join. The send must share a room
+    key with the archiver's device first; otherwise the message is archived undecryptable."""
+    from client_cli.matrix import connect
+    from client_cli.storage import Storage
+
+    sender = clis["ambtenaar1"]
+    monkeypatch.setenv("XDG_DATA_HOME", str(sender.data))
+    hs = cli_stack.hs
+    archiver = hs.user_id("rijksarchief")
+    sent: dict[str, str] = {}
+    async with connect(Storage()) as conn, aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bearer {conn.client.access_token}"}
+
+        async def archiver_joined(room_id: str) -> bool:
+            async with http.get(f"{hs.url}/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
+                                "/joined_members", headers=auth) as resp:
+                body = await resp.json()
+            return archiver in (body.get("joined") or {})
+
+        for n in range(5):
+            resp = await conn.client.room_create(
+                name=f"Werkoverleg {n}", invite=[hs.user_id("ambtenaar2")],
+                initial_state=[
+                    {"type": "m.room.encryption", "state_key": "",
+                     "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                    # the archiver must not see the message from before it was there
+                    {"type": "m.room.history_visibility", "state_key": "",
+                     "content": {"history_visibility": "joined"}},
+                ])
+            room_id = str(resp.room_id)
+            await conn.sync(full_state=False)
+            await conn.send(room_id, "m.room.message", {"msgtype": "m.text", "body": "vooraf"})
+            await conn.client.room_invite(room_id, hs.user_id("minister"))
+            await wait_for(lambda r=room_id: archiver_joined(r), timeout=30)  # type: ignore[misc]
+            sent[room_id] = await conn.send(
+                room_id, "m.room.message", {"msgtype": "m.text", "body": f"meteen {n}"})
+
+    data_dir = hs.settings.data_dir
+    for room_id, event_id in sent.items():
+        await wait_archived(
+            data_dir, room_id,
+            lambda evs, e=event_id: any(x.event_id == e and x.decryption == "decrypted"
+                                        for x in evs)
+            and not any(x.decryption == "undecryptable" for x in evs),
+            timeout=60)
