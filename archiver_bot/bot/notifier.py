@@ -136,6 +136,7 @@ class Notifier:
         self.log = NoticeLog(notices_file)
         self.room_name = room_name or (lambda _room_id: None)
         self.clock = clock
+        self._first_seen: dict[str, float] = {}  # event id -> when this process saw it pending
 
     @property
     def interval(self) -> float:
@@ -143,13 +144,19 @@ class Notifier:
         return max(1.0, min(MAX_CHECK_INTERVAL_SECONDS, self.grace_seconds / 4))
 
     async def overdue(self, now: float) -> list[Overdue]:
-        cutoff_ms = int((now - self.grace_seconds) * 1000)
+        """Undecryptable events sent more than the grace period ago and known to this process
+        for as long (an event captured late may get its key in the very next sync)."""
+        cutoff = now - self.grace_seconds
         groups: dict[tuple[str, str], list[int]] = {}
+        pending: set[str] = set()
         for session_id in sorted(await self.archive.undecryptable_session_ids()):
             for event in await self.archive.pending_by_session(session_id):
-                if event.origin_server_ts <= cutoff_ms:
+                pending.add(event.event_id)
+                seen = self._first_seen.setdefault(event.event_id, now)
+                if max(event.origin_server_ts / 1000, seen) <= cutoff:
                     groups.setdefault((event.sender, event.room_id), []).append(
                         event.origin_server_ts)
+        self._first_seen = {k: v for k, v in self._first_seen.items() if k in pending}
         return [Overdue(sender, room_id, min(ts), len(ts))
                 for (sender, room_id), ts in sorted(groups.items())]
 
