@@ -63,10 +63,11 @@ def notice_text(room_name: str | None, room_id: str, first_ts: int, count: int,
     when = datetime.fromtimestamp(first_ts / 1000, zone)
     stamp = when.strftime("%d-%m-%Y om %H:%M") + (" UTC" if zone is UTC else "")
     room = f"„{room_name}” ({room_id})" if room_name and room_name != room_id else room_id
-    which = "Eén bericht" if count == 1 else f"{count} berichten"
+    which = (f"het bericht dat u op {stamp}" if count == 1
+             else f"{count} berichten die u sinds {stamp}")
     return (
-        f"Rijksarchief: {which} dat u sinds {stamp} stuurde in het gesprek {room} kon het "
-        "archief niet ontsleutelen. Uw app versleutelde het voordat hij het apparaat van het "
+        f"Rijksarchief: {which} stuurde in het gesprek {room} kon het "
+        "archief niet ontsleutelen. Uw app versleutelde toen voordat hij het apparaat van het "
         "archief kende; alleen uw eigen apparaten hebben de sleutel nog.\n\n"
         "Wat u kunt doen: exporteer uw gesprekssleutels en geef het bestand met het wachtwoord "
         "aan de archivaris, die ze in het archief inleest.\n"
