@@ -448,10 +448,14 @@ class Connection:
             archiver_devices = list(client.olm.device_store.active_user_devices(self.archiver_id))
             lacking = [] if session is None else self._devices_without(
                 room_id, [self.archiver_id], session)
-            if not archiver_devices or lacking:
+            if not archiver_devices:
                 raise MatrixRequestError(
-                    "the archive's device could not receive the room key (no keys of its "
-                    "device, or no one-time key left); nothing was sent: try again shortly")
+                    "the archive has no device to share the room key with (is the archiver "
+                    "running?); nothing was sent: try again shortly")
+            if lacking:
+                raise MatrixRequestError(
+                    "the archive's device could not receive the room key (no one-time key "
+                    "left?); nothing was sent: try again shortly")
 
     def _devices_without(self, room_id: str, users: list[str], session: Any) -> list[str]:
         """Devices of ``users`` (not ours, not blacklisted) that lack the room key."""
