@@ -165,3 +165,59 @@ async def test_a_send_right_after_the_archiver_joined_shares_the_key_with_it(
                                         for x in evs)
             and not any(x.decryption == "undecryptable" for x in evs),
             timeout=60)
+
+
+async def _on_a_terminal(cli: Cli, *args: str, typed: list[str]) -> tuple[int, str]:
+    """Run `rijkschat` with a pseudo-terminal as its controlling terminal (getpass reads
+    from it with echo off) and type the given lines at its prompts."""
+    import asyncio
+    import fcntl
+    import os
+    import pty
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client_cli", *args, cwd=cli.home, env=cli.env(),
+        stdin=slave, stdout=asyncio.subprocess.PIPE, stderr=slave,
+        preexec_fn=own_terminal,
+    )
+    os.close(slave)
+    seen = b""
+    loop = asyncio.get_running_loop()
+    try:
+        for line in typed:
+            while b": " not in seen.rsplit(b"\n", 1)[-1]:
+                chunk = await asyncio.wait_for(loop.run_in_executor(None, os.read, master,
+                                                                    1024), 30)
+                seen += chunk
+            os.write(master, line.encode() + b"\n")
+            seen += b"\n"
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        os.close(master)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_keys_export_asks_the_passphrase_twice_on_the_terminal(
+    cli_stack: Stack, clis: dict[str, Cli]
+) -> None:
+    minister = clis["minister"]
+    room_id = (await minister.run("create", "Terminaloverleg")).line
+    await minister.run("send", room_id, "Een sleutel om te exporteren.")
+    differ = minister.home / "verschillend.txt"
+    code, _ = await _on_a_terminal(minister, "keys", "export", str(differ),
+                                   typed=[PASSPHRASE, PASSPHRASE + "!"])
+    assert code != 0
+    assert not differ.exists()
+    export = minister.home / "gevraagd.txt"
+    code, out = await _on_a_terminal(minister, "keys", "export", str(export),
+                                     typed=[PASSPHRASE, PASSPHRASE])
+    assert code == 0, out
+    assert json.loads(decrypt_and_read(str(export), PASSPHRASE))
