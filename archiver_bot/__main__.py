@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archiver_bot.errors import ArchiverError
+from archiver_bot.settings import DEFAULT_UNDECRYPTABLE_GRACE_SECONDS
 
 log = logging.getLogger("rijkschat.archiver")
 
@@ -34,11 +35,15 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-async def _run_until_signal(data_dir: Path, database_url: str | None) -> None:
+async def _run_until_signal(args: argparse.Namespace) -> None:
     from archiver_bot.bot.runner import run
     from archiver_bot.settings import ArchiverSettings
 
-    settings = ArchiverSettings.load(data_dir, database_url)
+    settings = ArchiverSettings.load(
+        args.data_dir, args.database_url,
+        undecryptable_grace_seconds=args.undecryptable_grace,
+        notify_senders=not args.no_sender_notices,
+    )
     task = asyncio.ensure_future(run(settings))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -65,6 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="run the archiver bot")
     run_p.add_argument("--data-dir", type=Path, default=Path("pilot-data"))
     run_p.add_argument("--database-url", default=None, help="archive database URL")
+    run_p.add_argument(
+        "--undecryptable-grace", type=float, default=DEFAULT_UNDECRYPTABLE_GRACE_SECONDS,
+        metavar="SECONDS",
+        help="report an event still undecryptable this long after it was sent, and tell its "
+        "sender how to export the keys (default: %(default).0f)",
+    )
+    run_p.add_argument(
+        "--no-sender-notices", action="store_true",
+        help="do not send server notices to senders of undecryptable events",
+    )
     run_p.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("verify", help="verify the archive's integrity (see verify --help)")
     sub.add_parser("export-public-key", help="print the checkpoint signing public key (PEM)")
@@ -73,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     _configure_logging(args.verbose)
     try:
-        asyncio.run(_run_until_signal(args.data_dir, args.database_url))
+        asyncio.run(_run_until_signal(args))
     except ArchiverError as exc:
         print(f"rijkschat-archiver: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from archiver_bot.errors import ConfigError
 
+# An event still undecryptable this long after it was sent is reported (review UI) and its
+# sender told (server notice): the sender's key export is then the only way back.
+DEFAULT_UNDECRYPTABLE_GRACE_SECONDS = 300.0
+
 
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, atomically."""
@@ -28,6 +32,8 @@ class ArchiverSettings:
     user_id: str
     password: str
     database_url: str | None = None
+    undecryptable_grace_seconds: float = DEFAULT_UNDECRYPTABLE_GRACE_SECONDS
+    notify_senders: bool = True  # server notices to senders of undecryptable events
 
     @property
     def bot_dir(self) -> Path:
@@ -72,6 +78,11 @@ class ArchiverSettings:
         return self.bot_dir / "pickle.key"
 
     @property
+    def notices_file(self) -> Path:
+        """When each sender was last told about undecryptable events in each room."""
+        return self.bot_dir / "notices.json"
+
+    @property
     def roster_file(self) -> Path:
         return self.data_dir / "roster.json"
 
@@ -85,7 +96,16 @@ class ArchiverSettings:
         return f"ArchiverSettings(data_dir={self.data_dir!r}, user_id={self.user_id!r})"
 
     @classmethod
-    def load(cls, data_dir: Path, database_url: str | None = None) -> ArchiverSettings:
+    def load(
+        cls,
+        data_dir: Path,
+        database_url: str | None = None,
+        *,
+        undecryptable_grace_seconds: float = DEFAULT_UNDECRYPTABLE_GRACE_SECONDS,
+        notify_senders: bool = True,
+    ) -> ArchiverSettings:
+        if undecryptable_grace_seconds < 0:
+            raise ConfigError("the undecryptable grace period cannot be negative")
         path = data_dir / "archiver" / "account.json"
         try:
             data = json.loads(path.read_text("utf-8"))
@@ -95,6 +115,8 @@ class ArchiverSettings:
                 user_id=str(data["user_id"]),
                 password=str(data["password"]),
                 database_url=database_url or os.environ.get("RIJKSCHAT_ARCHIVE_URL") or None,
+                undecryptable_grace_seconds=undecryptable_grace_seconds,
+                notify_senders=notify_senders,
             )
         except FileNotFoundError as exc:
             raise ConfigError(f"no archiver account at {path} (run `rijkschat-server up`)") from exc

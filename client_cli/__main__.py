@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from client_cli.commands import account, archive, devices, messages, rooms
+from client_cli.commands import account, archive, devices, keys, messages, rooms
 from client_cli.errors import CliError
 
 log = logging.getLogger("rijkschat")
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (account, rooms, messages, devices, archive):
+    for module in (account, rooms, messages, devices, keys, archive):
         module.register(sub)
     return parser
 

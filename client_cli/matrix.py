@@ -61,6 +61,12 @@ DEVICE_NAME = "rijkschat CLI"
 # (typically within tens of milliseconds of the room's creation): wait this long at most.
 ARCHIVER_JOIN_WAIT = 15.0
 NOT_YET_ARCHIVED_HINT = "archivering nog niet actief"
+# The homeserver brings the archiver into a key official's room right after the membership
+# change that makes it one (invite, then join, within milliseconds): a message encrypted in
+# that moment would leave the archiver without its key. So after a membership change this
+# recent, wait for the archiver before encrypting (rooms without a key official: once, briefly).
+ARCHIVER_SETTLE_SECONDS = 2.0
+ARCHIVER_POLL_SECONDS = 0.2
 
 
 def client_config(pickle_key: str) -> AsyncClientConfig:
@@ -400,6 +406,7 @@ class Connection:
     async def _send_once(self, room_id: str, event_type: str,
                          content: dict[str, Any]) -> tuple[str | None, str, str]:
         """One attempt: (event id, "", "") or (None, errcode, error message)."""
+        await self.prepare_encryption(room_id)
         room = self.client.rooms.get(room_id)
         if event_type == "m.reaction" and room is not None and room.encrypted:
             return await self._send_encrypted_reaction(room_id, content)
@@ -410,6 +417,91 @@ class Connection:
             return str(resp.event_id), "", ""
         return None, str(getattr(resp, "status_code", "") or ""), str(
             getattr(resp, "message", "") or "")
+
+    async def prepare_encryption(self, room_id: str) -> None:
+        """Before encrypting in a room: the archiver joined if it is on its way in, every
+        member's devices known (lists queried when unknown or outdated), an Olm session with
+        each device (one-time keys claimed), and the room key shared with every device.
+        Only then may a message be encrypted: the archive can decrypt it from its first index.
+        """
+        client = self.client
+        room = client.rooms.get(room_id)
+        if room is None or not room.encrypted or client.olm is None:
+            return
+        await self._wait_for_archiver(room_id)
+        check(await client.joined_members(room_id), "listing the room's members")
+        client.olm.update_tracked_users(room)  # members whose devices we never asked for
+        if client.should_query_keys:
+            check(await client.keys_query(), "querying device keys")
+        users = list(room.users)
+        missing = client.olm.get_missing_sessions(users)
+        if missing:
+            check(await client.keys_claim(missing), "claiming one-time keys")
+        session = client.olm.outbound_group_sessions.get(room_id)
+        if session is not None and self._devices_without(room_id, users, session):
+            client.invalidate_outbound_session(room_id)  # a new device: a new room key for all
+        if client.olm.should_share_group_session(room_id):
+            check(await client.share_group_session(room_id, ignore_unverified_devices=True),
+                  "sharing the room key")
+        session = client.olm.outbound_group_sessions.get(room_id)
+        if self.archiver_id in room.users and room.users[self.archiver_id].invited is False:
+            archiver_devices = list(client.olm.device_store.active_user_devices(self.archiver_id))
+            lacking = [] if session is None else self._devices_without(
+                room_id, [self.archiver_id], session)
+            if not archiver_devices:
+                raise MatrixRequestError(
+                    "the archive has no device to share the room key with (is the archiver "
+                    "running?); nothing was sent: try again shortly")
+            if lacking:
+                raise MatrixRequestError(
+                    "the archive's device could not receive the room key (no one-time key "
+                    "left?); nothing was sent: try again shortly")
+
+    def _devices_without(self, room_id: str, users: list[str], session: Any) -> list[str]:
+        """Devices of ``users`` (not ours, not blacklisted) that lack the room key."""
+        olm = self.client.olm
+        assert olm is not None
+        lacking = []
+        for user_id in users:
+            for device in olm.device_store.active_user_devices(user_id):
+                key = (user_id, device.id)
+                if device.id == self.client.device_id or olm.is_device_blacklisted(device):
+                    continue
+                if key not in session.users_shared_with and key not in session.users_ignored:
+                    lacking.append(f"{user_id}/{device.id}")
+        return lacking
+
+    async def _wait_for_archiver(self, room_id: str) -> None:
+        """If the archiver is invited, or the room's membership changed a moment ago (the
+        homeserver may be bringing the archiver in), wait until it has joined."""
+        status, body = await raw_request(self.client, "GET",
+                                         f"/rooms/{quote(room_id, safe='')}/state")
+        if status != 200 or not isinstance(body, list):
+            return
+        membership: str | None = None
+        latest_ms = 0
+        for event in body:
+            if not isinstance(event, dict):
+                continue
+            if event.get("type") in ("m.room.member", "m.room.create"):
+                latest_ms = max(latest_ms, int(event.get("origin_server_ts") or 0))
+            if event.get("type") == "m.room.member" and event.get("state_key") == self.archiver_id:
+                membership = (event.get("content") or {}).get("membership")
+        if membership == "join":
+            return
+        now = time.time()
+        if membership == "invite":
+            deadline = now + ARCHIVER_JOIN_WAIT
+        else:
+            deadline = latest_ms / 1000 + ARCHIVER_SETTLE_SECONDS
+        while time.time() < deadline:
+            status, body = await raw_request(self.client, "GET",
+                                             f"/rooms/{quote(room_id, safe='')}/joined_members")
+            if status == 200 and isinstance(body, dict) and self.archiver_id in (
+                    body.get("joined") or {}):
+                log.info("the archiver joined %s; sharing the room key with it", room_id)
+                return
+            await asyncio.sleep(ARCHIVER_POLL_SECONDS)
 
     async def _send_encrypted_reaction(self, room_id: str,
                                        content: dict[str, Any]) -> tuple[str | None, str, str]:

@@ -17,6 +17,7 @@ from server_bridge.settings import (
     DEFAULT_BRIDGE_PORT,
     DEFAULT_HOMESERVER_PORT,
     DEFAULT_SERVER_NAME,
+    DEFAULT_UNDECRYPTABLE_GRACE,
     Settings,
 )
 
@@ -54,6 +55,8 @@ def _cmd_up(args: argparse.Namespace) -> None:
         homeserver_port=args.homeserver_port,
         bridge_port=args.bridge_port,
         archiver_metrics_port=args.metrics_port,
+        undecryptable_grace_seconds=args.undecryptable_grace,
+        sender_notices=not args.no_sender_notices,
     )
     _run_until_signal(up(settings, roster, args.startup_timeout, args.archiving_mode))
 
@@ -86,6 +89,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     )
 
 
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if number < 0 or number != number:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {value!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rijkschat-server", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -113,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="enforce",
         help="enforce: refuse messages in a key official's room until the archiver has "
         "joined, and refuse removing it; monitor: only log (default: enforce)",
+    )
+    up_p.add_argument(
+        "--undecryptable-grace", type=_non_negative, default=DEFAULT_UNDECRYPTABLE_GRACE,
+        metavar="SECONDS",
+        help="an event still undecryptable this long after it was sent is listed in the "
+        "review UI with what to do, and its sender gets a server notice (default: %(default).0f)",
+    )
+    up_p.add_argument(
+        "--no-sender-notices", action="store_true",
+        help="do not send server notices to senders of undecryptable events",
     )
     up_p.set_defaults(func=_cmd_up)
 

@@ -12,6 +12,7 @@ DEFAULT_SERVER_NAME = "rijkschat.localhost"
 DEFAULT_HOMESERVER_PORT = 8008
 DEFAULT_BRIDGE_PORT = 8090
 INSTANCE_FILE = "rijkschat.json"
+DEFAULT_UNDECRYPTABLE_GRACE = 300.0  # seconds before an undecryptable event is reported
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Settings:
     bridge_port: int = DEFAULT_BRIDGE_PORT
     bind_host: str = "127.0.0.1"
     archiver_metrics_port: int | None = None  # default: the bridge port + 1
+    undecryptable_grace_seconds: float = DEFAULT_UNDECRYPTABLE_GRACE
+    sender_notices: bool = True  # the archiver tells senders of undecryptable events
 
     @property
     def homeserver_url(self) -> str:
@@ -86,4 +89,7 @@ class Settings:
             bridge_port=int(data["bridge_port"]),
             bind_host=str(data.get("bind_host", "127.0.0.1")),
             archiver_metrics_port=data.get("archiver_metrics_port"),
+            undecryptable_grace_seconds=float(
+                data.get("undecryptable_grace_seconds", DEFAULT_UNDECRYPTABLE_GRACE)),
+            sender_notices=bool(data.get("sender_notices", True)),
         )

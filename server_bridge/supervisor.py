@@ -131,6 +131,14 @@ def check_instance(settings: Settings) -> None:
             )
 
 
+def archiver_options(settings: Settings) -> list[str]:
+    """The archiver's options that `up` decides: undecryptable grace and sender notices."""
+    options = ["--undecryptable-grace", f"{settings.undecryptable_grace_seconds:g}"]
+    if not settings.sender_notices:
+        options.append("--no-sender-notices")
+    return options
+
+
 def banner(settings: Settings, accounts: list[Account]) -> str:
     people = "\n".join(
         f"    {a.user_id:<40} {a.role.value}" for a in accounts if a.role is not Role.ARCHIVER
@@ -204,7 +212,8 @@ async def up(
         await supervisor.start(
             Component(
                 "archiver",
-                [python, "-m", "archiver_bot", "run", "--data-dir", data_dir],
+                [python, "-m", "archiver_bot", "run", "--data-dir", data_dir,
+                 *archiver_options(settings)],
                 logs / "archiver.log",
             )
         )

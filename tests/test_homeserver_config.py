@@ -34,6 +34,9 @@ def test_sovereign_defaults_are_in_the_file(tmp_path: Path) -> None:
     assert cfg["encryption_enabled_by_default_for_room_type"] == "all"
     assert cfg["experimental_features"] == {"msc2815_enabled": True}  # originals of redactions
     assert cfg["database"]["args"]["database"].startswith(str(tmp_path))  # type: ignore[index]
+    # Server notices: the channel through which senders learn their room keys are needed.
+    assert cfg["server_notices"]["system_mxid_localpart"] == "rijksarchief-meldingen"  # type: ignore[index]
+    assert cfg["server_notices"]["room_name"] == "Meldingen van het Rijksarchief"  # type: ignore[index]
     # Rate limits raised for the pilot, brute-force limit on failed logins kept.
     assert cfg["rc_message"]["per_second"] >= 10  # type: ignore[index]
     assert cfg["rc_login"]["failed_attempts"] == {"per_second": 0.17, "burst_count": 3}  # type: ignore[index]

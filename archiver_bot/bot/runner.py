@@ -19,6 +19,7 @@ from archiver_bot.bot.control import MAX_REQUEST_BYTES, control_token, setup_con
 from archiver_bot.bot.crosssign import ensure_cross_signed
 from archiver_bot.bot.keyimport import ImportedSessions, KeyImporter
 from archiver_bot.bot.metrics import Metrics, create_metrics_app, metrics_token
+from archiver_bot.bot.notifier import Notifier
 from archiver_bot.bot.roster import KnownUsers
 from archiver_bot.bot.session import login_or_restore, make_client
 from archiver_bot.bot.state import BotState
@@ -133,6 +134,11 @@ async def sync_loop(client: AsyncClient, capture: Capture, archive: Archive,
                      device_id=client.device_id, last_sync_at=time.time())
 
 
+def _room_name(client: AsyncClient, room_id: str) -> str | None:
+    room = client.rooms.get(room_id)
+    return str(room.display_name) if room is not None else None
+
+
 async def run(settings: ArchiverSettings) -> None:
     """Run until cancelled."""
     niopatch.apply()
@@ -157,7 +163,17 @@ async def run(settings: ArchiverSettings) -> None:
         capture.provenance_of = registry.get
         importer.append(make_importer(client, archive, capture.state, registry, metrics))
         await capture.retry_sessions(await archive.undecryptable_session_ids())
-        await sync_loop(client, capture, archive, settings)
+        notifier = Notifier(
+            client, archive, settings.notices_file, settings.undecryptable_grace_seconds,
+            enabled=settings.notify_senders, room_name=lambda r: _room_name(client, r),
+        )
+        notifying = asyncio.create_task(notifier.run(), name="undecryptable-notifier")
+        try:
+            await sync_loop(client, capture, archive, settings)
+        finally:
+            notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notifying
     finally:
         write_status(settings.status_file, "stopped")
         with contextlib.suppress(Exception):

@@ -21,6 +21,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from server_bridge.errors import DataDirError
 
+# The system user of Synapse's server notices: the archiver tells senders through it (admin
+# API) that their room keys are needed, without a direct room the policy would refuse.
+SERVER_NOTICES_LOCALPART = "rijksarchief-meldingen"
+
 _RATE_PILOT: dict[str, Any] = {
     # Raised for a pilot of tens of users (and the test suite) ...
     "rc_message": {"per_second": 50, "burst_count": 500},
@@ -243,6 +247,11 @@ max_upload_size: 50M
 experimental_features:
   msc2815_enabled: true     # the archiver (a server admin) can fetch the original of an
                             # event redacted before it captured it (redaction_retention_period)
+server_notices:                             # the homeserver's own channel for system messages
+  system_mxid_localpart: {_y(SERVER_NOTICES_LOCALPART)}   # e.g. "your keys are needed"
+  system_mxid_display_name: "Rijksarchief meldingen"
+  room_name: "Meldingen van het Rijksarchief"
+  auto_join: true                           # the notice is shown at once, no invitation to accept
 password_config:
   enabled: true
   policy:

@@ -373,6 +373,24 @@ class ReviewService:
                         room_id, reader.user_id, len(problems))
         return outcome
 
+    async def overdue_undecryptable(
+        self, grace_seconds: float, room_id: str | None = None, now: float | None = None
+    ) -> list[StoredEvent]:
+        """Events still undecryptable ``grace_seconds`` after they were sent (oldest first):
+        only their sender's key export can open them. Metadata only is shown of them; the
+        page that lists them made the access-logged read."""
+        archive = await self._get()
+        cutoff_ms = int(((time.time() if now is None else now) - grace_seconds) * 1000)
+        found: list[StoredEvent] = []
+        with _store_errors():
+            for session_id in sorted(await archive.undecryptable_session_ids(room_id)):
+                found.extend(
+                    e for e in await archive.pending_by_session(session_id)
+                    if e.origin_server_ts <= cutoff_ms
+                    and (room_id is None or e.room_id == room_id)
+                )
+        return sorted(found, key=lambda e: (e.origin_server_ts, e.event_id))
+
     def last_verification(self, room_id: str) -> VerifyResult | None:
         return self._verified.get(room_id)
 

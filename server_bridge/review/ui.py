@@ -343,6 +343,7 @@ async def room_page(request: web.Request) -> web.Response:
             "first_url": url_for_room(room_id) if after else None,
             "verification": service.last_verification(room_id),
             "max_upload_mib": MAX_UPLOAD_BYTES // 2**20,
+            **await _undecryptable_context(request, room_id),
         },
         session,
     )
@@ -501,7 +502,16 @@ async def completeness_page(request: web.Request) -> web.Response:
     names = {r.room_id: r.name for r in rooms}
     return _render(request, "completeness.html",
                    {"report": report, "room_names": names,
-                    "grace_seconds": COMPLETENESS_GRACE_MS // 1000}, session)
+                    "grace_seconds": COMPLETENESS_GRACE_MS // 1000,
+                    **await _undecryptable_context(request, None)}, session)
+
+
+async def _undecryptable_context(request: web.Request, room_id: str | None) -> dict[str, Any]:
+    """Events undecryptable past the grace period, for ``_undecryptable.html``."""
+    grace = request.app[SETTINGS].undecryptable_grace_seconds
+    overdue = await request.app[REVIEW].overdue_undecryptable(grace, room_id)
+    return {"overdue": overdue, "overdue_grace_minutes": max(1, round(grace / 60)),
+            "overdue_room": room_id}
 
 
 # ---- errors as pages ------------------------------------------------------------------------

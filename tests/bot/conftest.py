@@ -22,8 +22,9 @@ TEST_ACTOR = Actor("@test:test.localhost", "test assertions")
 
 
 class ArchiverProcess:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.extra_args = extra_args
         self.proc: asyncio.subprocess.Process | None = None
         self.log = data_dir / "logs" / "archiver-test.log"
 
@@ -38,6 +39,7 @@ class ArchiverProcess:
             "-v",
             "--data-dir",
             str(self.data_dir),
+            *self.extra_args,
             stdout=fh,
             stderr=fh,
         )
