@@ -42,8 +42,14 @@ class Pilot:
         return self.output.read_text()
 
 
-def start_up(data_dir: Path, *extra: str, out_name: str = "up.out") -> Pilot:
-    hs_port, bridge_port = free_port(), free_port()
+def start_up(
+    data_dir: Path,
+    *extra: str,
+    out_name: str = "up.out",
+    ports: tuple[int, int, int] | None = None,
+) -> Pilot:
+    """``ports``: (homeserver, bridge, archiver metrics); free ones when not given."""
+    hs_port, bridge_port, metrics_port = ports or (free_port(), free_port(), free_port())
     output = data_dir.parent / f"{data_dir.name}-{out_name}"
     fh = output.open("a")
     proc = subprocess.Popen(
@@ -59,7 +65,7 @@ def start_up(data_dir: Path, *extra: str, out_name: str = "up.out") -> Pilot:
             "--bridge-port",
             str(bridge_port),
             "--metrics-port",
-            str(free_port()),
+            str(metrics_port),
             *extra,
         ],
         stdout=fh,
