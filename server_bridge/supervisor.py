@@ -108,7 +108,15 @@ def check_data_dir(data_dir: Path) -> None:
 
 
 def check_port_free(host: str, port: int, what: str) -> None:
+    """Fail with one clear line when ``port`` is taken by a live socket.
+
+    The probe binds as the servers themselves do: Synapse (Twisted) and aiohttp set
+    ``SO_REUSEADDR``, so they start on a port whose only sockets are connections in TIME_WAIT,
+    which a stop leaves behind whenever the server closed kept-alive client connections
+    (a plain bind would refuse it for a minute). A listener (or any other socket bound to the
+    address, wildcard included) still makes the bind fail."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -7,6 +7,7 @@ The bridge listens before Synapse starts, so the homeserver never marks the ledg
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,8 @@ class MatrixUser:
 
     async def text_when_archived(self, room_id: str, body: str) -> str:
         """Send a text, retrying while enforce mode refuses it (the archiver is joining)."""
-        for _ in range(60):
+        deadline = time.monotonic() + 60  # bounds a failure on a loaded machine
+        while time.monotonic() < deadline:
             status, data = await self.text(room_id, body)
             if status == 200:
                 return str(data["event_id"])

@@ -63,11 +63,16 @@ class Cli:
                    PYTHONPATH=str(REPO))
         return env
 
-    async def spawn(self, *args: str, stdin: int = asyncio.subprocess.DEVNULL
-                    ) -> asyncio.subprocess.Process:
+    async def spawn(self, *args: str, stdin: int = asyncio.subprocess.DEVNULL,
+                    sigint_ignored: bool = False) -> asyncio.subprocess.Process:
+        """Started with SIGINT at its default, as from a terminal, or (``sigint_ignored``)
+        ignored, as a background job of a script is; never with whatever the test run
+        itself inherited."""
+        disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "client_cli", *args, cwd=self.home, env=self.env(),
             stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
         )
 
     async def run(self, *args: str, input: str | None = None, ok: bool = True,
