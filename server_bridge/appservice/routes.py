@@ -3,7 +3,8 @@
 ``PUT /_matrix/app/v1/transactions/{txnId}``: the homeserver token is checked in constant
 time (403 and a log line for a wrong one), the whole body is validated before anything is
 written (4xx: the sender's fault, nothing recorded), and 200 is answered only after the
-ledger committed; a database failure is a 500 so that Synapse retries.
+ledger committed the events (idempotent per event: the transaction id is information only);
+a database failure is a 500 so that Synapse retries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from server_bridge.appservice.audit import ArchiveUnavailable
-from server_bridge.appservice.ledger import Ledger
+from server_bridge.appservice.ledger import Ledger, Outcome
 from server_bridge.appservice.registration import (
     AppserviceTokens,
     BridgePaths,
@@ -97,18 +98,17 @@ async def put_transaction(request: web.Request) -> web.Response:
         log.warning("AS transaction %s rejected: %s", txn_id, exc)
         raise ApiError(exc.status, exc.errcode, str(exc)) from exc
     try:
-        recorded = await service.ledger.record_transaction(txn_id, rows)
+        result = await service.ledger.record_transaction(txn_id, rows)
     except (SQLAlchemyError, OSError):
         service.metrics.transactions.labels(outcome="error").inc()
         log.exception("AS transaction %s not committed; the homeserver will retry", txn_id)
         raise ApiError(500, "M_UNKNOWN", "ledger unavailable; retry later") from None
-    if recorded:
-        service.metrics.transactions.labels(outcome="recorded").inc()
-        service.metrics.events_recorded.inc(len(rows))
-        log.debug("AS transaction %s: %d events recorded", txn_id, len(rows))
+    service.metrics.transactions.labels(outcome=result.outcome.value).inc()
+    service.metrics.events_recorded.inc(result.new_events)
+    if result.outcome is Outcome.DUPLICATE:
+        log.info("AS transaction %s was a retry: %d new events", txn_id, result.new_events)
     else:
-        service.metrics.transactions.labels(outcome="duplicate").inc()
-        log.info("AS transaction %s was already recorded", txn_id)
+        log.debug("AS transaction %s: %d of %d events new", txn_id, result.new_events, len(rows))
     return web.json_response({})
 
 

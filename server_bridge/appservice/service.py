@@ -63,8 +63,20 @@ class Metrics:
         self.ledger_events = Gauge(
             "rijkschat_ledger_events", "Events recorded in the ledger", registry=r
         )
+        self.unknown_to_ledger = Gauge(
+            "rijkschat_audit_unknown_to_ledger_events",
+            "Archived events the ledger should know and does not",
+            registry=r,
+        )
+        self.ledger_incomplete = Gauge(
+            "rijkschat_audit_ledger_incomplete",
+            "1 when the archive holds events the ledger should know and does not",
+            registry=r,
+        )
         self.complete = Gauge(
-            "rijkschat_audit_complete", "1 when nothing is missing or undecryptable", registry=r
+            "rijkschat_audit_complete",
+            "1 when nothing is missing or undecryptable and the ledger is not incomplete",
+            registry=r,
         )
         self.room_missing = Gauge(
             "rijkschat_audit_room_missing_events",
@@ -84,6 +96,8 @@ class Metrics:
         self.pending.set(report.pending_total)
         self.rooms.set(len(report.rooms))
         self.ledger_events.set(report.ledger_events)
+        self.unknown_to_ledger.set(report.unknown_to_ledger_total)
+        self.ledger_incomplete.set(1 if report.ledger_incomplete else 0)
         self.complete.set(1 if report.complete else 0)
         self.room_missing.clear()
         for room in report.rooms:
