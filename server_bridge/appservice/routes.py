@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 LEDGER = web.AppKey("ledger_service", LedgerService)
 AS_TOKENS = web.AppKey("appservice_tokens", AppserviceTokens)
 METRICS_TOKEN = web.AppKey("metrics_token", str)
+#: set before the app starts to keep the ledger in that database (e.g. PostgreSQL) rather
+#: than in DATA/bridge/ledger.db
+LEDGER_DATABASE_URL = web.AppKey("ledger_database_url", str)
 
 ARCHIVIST = "archivist"
 
@@ -50,7 +53,8 @@ async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
     paths = BridgePaths.for_data_dir(settings.data_dir)
     app[AS_TOKENS] = load_or_create_tokens(paths)
     app[METRICS_TOKEN] = load_or_create_metrics_token(paths)
-    ledger = await Ledger.open(paths.ledger)
+    url = app.get(LEDGER_DATABASE_URL)
+    ledger = await Ledger.open(paths.ledger if url is None else None, database_url=url)
     service = LedgerService(ledger, settings.data_dir, settings.archiver_user_id())
     app[LEDGER] = service
     try:
