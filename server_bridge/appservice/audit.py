@@ -8,9 +8,9 @@ are counted, not required. Events younger than ``grace_ms`` are reported as *pen
 missing: the archiver may not have synced them yet.
 
 Archive -> ledger: the ledger must know every archived event that the homeserver was bound
-to push to it: one later than the archiver's join in its room (from then on a member of the
-Application Service's namespace is joined, so Synapse pushes every event of the room) and
-later than the moment the ledger started watching. An archived event that the ledger does not
+to push to it: the archiver's join in its room and every event after it (from then on a
+member of the Application Service's namespace is joined, so Synapse pushes every event of the
+room), when not older than the moment the ledger started watching. An archived event that the ledger does not
 know is *unknown to the ledger*: the ledger is incomplete (it went blind, or rows were
 removed) and so the audit cannot vouch for the archive. Events younger than ``grace_ms`` are
 not judged yet.
@@ -243,7 +243,7 @@ def unknown_to_ledger(
     return [
         e.event_id
         for e in archived
-        if boundary < e.ts < not_before_ms and e.event_id not in known
+        if boundary <= e.ts < not_before_ms and e.event_id not in known
     ]
 
 
