@@ -10,10 +10,10 @@ missing: the archiver may not have synced them yet.
 Archive -> ledger: the ledger must know every archived event that the homeserver was bound
 to push to it: the archiver's join in its room and every event after it (from then on a
 member of the Application Service's namespace is joined, so Synapse pushes every event of the
-room), when not older than the moment the ledger started watching. An archived event that the ledger does not
-know is *unknown to the ledger*: the ledger is incomplete (it went blind, or rows were
-removed) and so the audit cannot vouch for the archive. Events younger than ``grace_ms`` are
-not judged yet.
+room), when not older than the moment the ledger started watching. An archived event that
+the ledger does not know is *unknown to the ledger*: the ledger is incomplete (it went blind,
+or rows were removed) and so the audit cannot vouch for the archive. Events younger than
+``grace_ms`` are not judged yet.
 """
 
 from __future__ import annotations

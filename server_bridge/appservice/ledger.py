@@ -105,6 +105,17 @@ class Outcome(Enum):
 class RecordResult:
     outcome: Outcome
     new_events: int
+    txn_id: str = ""
+    #: the id of the delivery received before this one (None: the ledger's first)
+    previous_txn_id: str | None = None
+
+    @property
+    def ids_skipped(self) -> bool:
+        """A new delivery whose id does not follow the previous one: the homeserver may hold
+        transactions it created but never sent (see :func:`ids_skipped`)."""
+        return self.outcome is not Outcome.DUPLICATE and ids_skipped(
+            self.previous_txn_id, self.txn_id
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,19 @@ class LedgerInfo:
     last_received_at: int | None
     events: int
     transactions: int
+
+
+def ids_skipped(previous: str | None, current: str) -> bool:
+    """Whether ``current`` does not follow ``previous`` in the homeserver's numbering.
+
+    Synapse creates a transaction (stored in its database) before sending it; when it stops
+    or crashes in between, the transaction stays pending and is sent again only after the
+    service was marked down. Its next transaction then skips that id. A numbering that
+    goes back (Synapse on SQLite starts again after the highest pending id, or at 1; its
+    recoverer sends the oldest pending first) skips nothing."""
+    if previous is None or not previous.isdecimal() or not current.isdecimal():
+        return False
+    return int(current) > int(previous) + 1
 
 
 def events_digest(event_ids: Iterable[str]) -> str:
@@ -170,9 +194,10 @@ def _migrate(conn: Connection) -> None:
 class Ledger:
     """Open with :meth:`open`; one instance per process (writes are serialised)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, last_txn_id: str | None = None) -> None:
         self._engine = engine
         self._lock = asyncio.Lock()
+        self._last_txn_id = last_txn_id  # the id of the latest delivery, retries included
 
     @classmethod
     async def open(cls, path: Path | None = None, database_url: str | None = None) -> Ledger:
@@ -187,12 +212,17 @@ class Ledger:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(_migrate)
+                last = await conn.scalar(
+                    select(transaction_log.c.txn_id)
+                    .order_by(transaction_log.c.id.desc())
+                    .limit(1)
+                )
         except BaseException:
             await engine.dispose()
             raise
         if path is not None:
             _make_private(path)
-        return cls(engine)
+        return cls(engine, last)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -219,7 +249,16 @@ class Ledger:
         Returns only after the commit; raises on any database error (nothing committed)."""
         now = int(time.time() * 1000)
         digest = events_digest(r.event_id for r in rows)
-        async with self._lock, self._engine.begin() as conn:
+        async with self._lock:
+            result = await self._record(txn_id, rows, now, digest)
+            self._last_txn_id = txn_id
+        return result
+
+    async def _record(
+        self, txn_id: str, rows: Sequence[LedgerRow], now: int, digest: str
+    ) -> RecordResult:
+        previous = self._last_txn_id
+        async with self._engine.begin() as conn:
             earlier = set(
                 (
                     await conn.execute(
@@ -237,7 +276,7 @@ class Ledger:
                     [{**asdict(r), "txn_id": txn_id, "received_at": now} for r in new],
                 )
             if digest in earlier:
-                return RecordResult(Outcome.DUPLICATE, len(new))
+                return RecordResult(Outcome.DUPLICATE, len(new), txn_id, previous)
             await conn.execute(
                 transaction_log.insert().values(
                     txn_id=txn_id,
@@ -256,8 +295,8 @@ class Ledger:
                 len(new),
                 digest[:16],
             )
-            return RecordResult(Outcome.REUSED_ID, len(new))
-        return RecordResult(Outcome.RECORDED, len(new))
+            return RecordResult(Outcome.REUSED_ID, len(new), txn_id, previous)
+        return RecordResult(Outcome.RECORDED, len(new), txn_id, previous)
 
     async def rows_by_room(self) -> dict[str, list[LedgerRow]]:
         """Every recorded event, grouped per room, in the order the homeserver sent them."""

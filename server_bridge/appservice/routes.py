@@ -107,8 +107,20 @@ async def put_transaction(request: web.Request) -> web.Response:
         service.metrics.transactions.labels(outcome="error").inc()
         log.exception("AS transaction %s not committed; the homeserver will retry", txn_id)
         raise ApiError(500, "M_UNKNOWN", "ledger unavailable; retry later") from None
-    service.metrics.transactions.labels(outcome=result.outcome.value).inc()
     service.metrics.events_recorded.inc(result.new_events)
+    if result.ids_skipped:
+        # Committed, but answered as a failure: Synapse then marks the ledger down and its
+        # recoverer sends every transaction it still holds, oldest first (the skipped ones
+        # too); the retry of this one is a duplicate and gets its 200.
+        service.metrics.transactions.labels(outcome="resend_requested").inc()
+        log.warning(
+            "AS transaction %s does not follow %s: the homeserver may hold transactions it "
+            "never sent (it stopped or crashed); asking it to resend them",
+            txn_id,
+            result.previous_txn_id,
+        )
+        raise ApiError(503, "M_UNKNOWN", "transaction ids skipped; resend pending transactions")
+    service.metrics.transactions.labels(outcome=result.outcome.value).inc()
     if result.outcome is Outcome.DUPLICATE:
         log.info("AS transaction %s was a retry: %d new events", txn_id, result.new_events)
     else:

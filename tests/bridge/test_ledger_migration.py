@@ -126,3 +126,32 @@ async def test_a_new_ledger_watches_from_when_it_was_created(tmp_path: Path) -> 
         assert (await ledger.info()).last_received_at is not None
     finally:
         await ledger.close()
+
+
+async def test_a_delivery_that_skips_transaction_ids_is_flagged(tmp_path: Path) -> None:
+    """Synapse keeps a transaction it created but could not send before it stopped, and
+    sends it again only once the ledger was marked down: a skipped id is the sign."""
+    path = tmp_path / "ledger.db"
+    ledger = await Ledger.open(path)
+    try:
+        assert not (await ledger.record_transaction("16", [row(16)])).ids_skipped
+        skipped = await ledger.record_transaction("18", [row(18)])  # 17 never arrived
+        assert skipped.ids_skipped
+        assert (skipped.outcome, skipped.previous_txn_id) == (Outcome.RECORDED, "16")
+        # Synapse's recoverer sends the held-back 17, then 18 again (a duplicate).
+        assert not (await ledger.record_transaction("17", [row(17)])).ids_skipped
+        assert not (await ledger.record_transaction("18", [row(18)])).ids_skipped
+        assert not (await ledger.record_transaction("19", [row(19)])).ids_skipped
+    finally:
+        await ledger.close()
+    # After the bridge restarts, the numbering continues from the database.
+    again = await Ledger.open(path)
+    try:
+        assert (await again.record_transaction("21", [row(21)])).ids_skipped
+        # Synapse on SQLite starts again at 1 when it holds nothing: nothing skipped.
+        assert not (await again.record_transaction("1", [row(30)])).ids_skipped
+        # Ids that are not numbers (other homeservers) are never judged.
+        assert not (await again.record_transaction("abc", [row(31)])).ids_skipped
+        assert not (await again.record_transaction("7", [row(32)])).ids_skipped
+    finally:
+        await again.close()
