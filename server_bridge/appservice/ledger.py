@@ -89,6 +89,10 @@ meta = Table(
 
 #: when the ledger started watching (ms): archive events before it need not be in the ledger
 WATCH_STARTED_AT = "watch_started_at"
+#: how far back (ms) the next catch-up from the homeserver's timeline must read
+CAUGHT_UP_UNTIL = "caught_up_until"
+#: the transaction id recorded for events the catch-up found (never a homeserver's id)
+CATCH_UP_TXN = "catch-up"
 
 _IN_CHUNK = 500
 
@@ -108,6 +112,17 @@ class RecordResult:
     txn_id: str = ""
     #: the id of the delivery received before this one (None: the ledger's first)
     previous_txn_id: str | None = None
+
+    @property
+    def numbering_broken(self) -> bool:
+        """A new delivery whose id is not the previous one's successor: the homeserver
+        restarted (or skipped ids) and may have lost events on the way."""
+        if self.outcome is Outcome.DUPLICATE or self.previous_txn_id is None:
+            return False
+        previous, current = self.previous_txn_id, self.txn_id
+        if not (previous.isdecimal() and current.isdecimal()):
+            return False
+        return int(current) != int(previous) + 1
 
     @property
     def ids_skipped(self) -> bool:
@@ -297,6 +312,41 @@ class Ledger:
             )
             return RecordResult(Outcome.REUSED_ID, len(new), txn_id, previous)
         return RecordResult(Outcome.RECORDED, len(new), txn_id, previous)
+
+    async def record_caught_up(self, rows: Sequence[LedgerRow]) -> int:
+        """Commit events read from the homeserver's timeline that the ledger lacks (see
+        :mod:`server_bridge.appservice.catchup`); returns how many were new. Leaves the
+        transaction numbering alone."""
+        now = int(time.time() * 1000)
+        async with self._lock, self._engine.begin() as conn:
+            known = await self._known(conn, [r.event_id for r in rows])
+            new = [r for r in rows if r.event_id not in known]
+            if not new:
+                return 0
+            await conn.execute(
+                self._insert_events(),
+                [{**asdict(r), "txn_id": CATCH_UP_TXN, "received_at": now} for r in new],
+            )
+            await conn.execute(
+                transaction_log.insert().values(
+                    txn_id=CATCH_UP_TXN,
+                    received_at=now,
+                    event_count=len(new),
+                    new_events=len(new),
+                    digest=events_digest(r.event_id for r in new),
+                )
+            )
+        return len(new)
+
+    async def get_meta(self, name: str) -> str | None:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(select(meta.c.value).where(meta.c.name == name))
+        return None if value is None else str(value)
+
+    async def set_meta(self, name: str, value: str) -> None:
+        async with self._lock, self._engine.begin() as conn:
+            await conn.execute(meta.delete().where(meta.c.name == name))
+            await conn.execute(meta.insert().values(name=name, value=value))
 
     async def rows_by_room(self) -> dict[str, list[LedgerRow]]:
         """Every recorded event, grouped per room, in the order the homeserver sent them."""

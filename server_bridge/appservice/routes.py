@@ -9,6 +9,8 @@ a database failure is a 500 so that Synapse retries.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -55,11 +57,22 @@ async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
     app[METRICS_TOKEN] = load_or_create_metrics_token(paths)
     url = app.get(LEDGER_DATABASE_URL)
     ledger = await Ledger.open(paths.ledger if url is None else None, database_url=url)
-    service = LedgerService(ledger, settings.data_dir, settings.archiver_user_id())
+    service = LedgerService(
+        ledger,
+        settings.data_dir,
+        settings.archiver_user_id(),
+        settings.homeserver_url,
+        app[AS_TOKENS].as_token,
+    )
     app[LEDGER] = service
+    catch_up = asyncio.create_task(service.catch_up.loop()) if service.catch_up else None
     try:
         yield
     finally:
+        if catch_up is not None:
+            catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catch_up
         await service.close()
 
 
@@ -108,6 +121,9 @@ async def put_transaction(request: web.Request) -> web.Response:
         log.exception("AS transaction %s not committed; the homeserver will retry", txn_id)
         raise ApiError(500, "M_UNKNOWN", "ledger unavailable; retry later") from None
     service.metrics.events_recorded.inc(result.new_events)
+    if result.numbering_broken and service.catch_up is not None:
+        # The homeserver restarted: what it persisted just before may never be pushed.
+        service.catch_up.request()
     if result.ids_skipped:
         # Committed, but answered as a failure: Synapse then marks the ledger down and its
         # recoverer sends every transaction it still holds, oldest first (the skipped ones

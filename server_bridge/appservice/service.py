@@ -16,6 +16,7 @@ from server_bridge.appservice.audit import (
     open_archive_view,
     run_audit,
 )
+from server_bridge.appservice.catchup import CatchUp
 from server_bridge.appservice.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ class Metrics:
         )
         self.events_recorded = Counter(
             "rijkschat_ledger_events_recorded", "Events committed to the ledger", registry=r
+        )
+        self.caught_up = Counter(
+            "rijkschat_ledger_events_caught_up",
+            "Events the homeserver had not pushed that the catch-up found in its timeline",
+            registry=r,
         )
         self.auth_failures = Counter(
             "rijkschat_appservice_auth_failures",
@@ -107,9 +113,21 @@ class Metrics:
 
 
 class LedgerService:
-    def __init__(self, ledger: Ledger, data_dir: Path, archiver: str) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        data_dir: Path,
+        archiver: str,
+        homeserver_url: str | None = None,
+        as_token: str | None = None,
+    ) -> None:
         self.ledger = ledger
         self.metrics = Metrics()
+        self.catch_up: CatchUp | None = None
+        if homeserver_url is not None and as_token is not None:
+            self.catch_up = CatchUp(
+                ledger, homeserver_url, as_token, archiver, self.metrics.caught_up.inc
+            )
         self._data_dir = data_dir
         self._archiver = archiver
         self._archive: StoreArchiveView | EmptyArchiveView | None = None
