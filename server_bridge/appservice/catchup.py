@@ -7,9 +7,11 @@ event persisted just before a SIGKILL is never pushed (and a transaction created
 sent before a stop waits until the service is next marked down). The ledger therefore reads,
 with the Application Service's own token acting as the archiver's account (in its
 namespace, a member of every archived room), each archived room's ``/messages`` backwards to
-where the previous catch-up ended (minus a margin). It runs when the bridge starts, when the
-homeserver's transaction numbering breaks (a restart), and every few minutes; every event it
-had to add is counted and logged, so that a homeserver that stops pushing is still noticed.
+where the previous catch-up ended (minus a margin), or to the archiver's join (before it,
+Synapse pushes a room's events only while a key official is joined). It runs when the bridge
+starts, when the homeserver's transaction numbering breaks (a restart), and every few
+minutes; every event it had to add is counted and logged, so that a homeserver that stops
+pushing is still noticed.
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ class CatchUp:
                 ts = row.origin_server_ts
                 oldest = ts if oldest is None else min(oldest, ts)
                 yield row
+                if (
+                    row.type == "m.room.member"
+                    and row.state_key == self._archiver
+                    and row.membership == "join"
+                ):
+                    return  # before its join, Synapse need not push the room's events
             token = page.get("end")
             if not chunk or token is None or (oldest is not None and oldest < horizon):
                 return

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import sqlite3
@@ -272,6 +273,22 @@ async def bridge_get(pilot: Pilot, path: str, token: str) -> tuple[int, str]:
         return resp.status, await resp.text()
 
 
+async def completeness_page(pilot: Pilot, password: str) -> str:
+    """The review UI's completeness page, as an archivist logged in through the form."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=pilot.settings.bridge_url, cookie_jar=jar) as s:
+        async with s.get("/archief/inloggen") as resp:
+            found = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+            assert found is not None
+        form = {"csrf": found.group(1), "gebruikersnaam": "archivaris", "wachtwoord": password,
+                "doel": "volledigheidscontrole"}
+        async with s.post("/archief/inloggen", data=form, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+        async with s.get("/archief/volledigheid") as resp:
+            assert resp.status == 200
+            return await resp.text()
+
+
 async def test_every_event_reaches_the_ledger_once_across_restarts_and_a_kill(
     pilot: Pilot,
 ) -> None:
@@ -362,13 +379,24 @@ async def test_every_event_reaches_the_ledger_once_across_restarts_and_a_kill(
     [api_room] = [r for r in doc["rooms"] if r["room_id"] == room_id]
     assert api_room["unknown_to_ledger"] == removed
     assert api_room["missing"] == []
+    assert pilot.hs is not None
+    password = pilot.hs.password("archivaris")
+
+    async def page_says_incomplete() -> str | None:
+        # The page waits 30 s before it judges an event.
+        page = await completeness_page(pilot, password)
+        return page if "GROOTBOEK ONVOLLEDIG" in page else None
+
+    page = await wait_for(page_says_incomplete, timeout=90, interval=2.0)
+    assert removed[0] in page
     metrics_token = BridgePaths.for_data_dir(pilot.settings.data_dir).metrics_token
 
     async def metrics_say_incomplete() -> str | None:
         # The audit behind the metrics waits 30 s for stragglers and is reused for 30 s.
         status, metrics = await bridge_get(pilot, "/metrics", metrics_token.read_text().strip())
         assert status == 200
-        return metrics if _metric(metrics, "rijkschat_audit_ledger_incomplete") == 1 else None
+        unknown = _metric(metrics, "rijkschat_audit_unknown_to_ledger_events")
+        return metrics if unknown == len(removed) else None
 
     metrics = await wait_for(metrics_say_incomplete, timeout=120, interval=2.0)
     assert _metric(metrics, "rijkschat_audit_unknown_to_ledger_events") == 2
