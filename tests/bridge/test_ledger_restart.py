@@ -303,7 +303,9 @@ async def test_every_event_reaches_the_ledger_once_across_restarts_and_a_kill(
 
     # A clean restart (SIGTERM), once Synapse holds no transaction for the ledger: on SQLite
     # its transaction ids then start again at 1, the case that blinded the earlier ledger.
+    # (The archiver's one notice to the room included: it comes whenever the bot syncs.)
     await wait_for(lambda: _in_ledger(pilot, room_id, sent), timeout=60, interval=0.1)
+    await wait_for(lambda: _archiver_noticed(pilot, room_id), timeout=90, interval=0.1)
     await wait_for(lambda: _none_pending(pilot), timeout=60, interval=0.1)
     await pilot.stop_homeserver(signal.SIGTERM)
     await pilot.start_homeserver()
@@ -423,6 +425,14 @@ async def test_every_event_reaches_the_ledger_once_across_restarts_and_a_kill(
 async def _in_ledger(pilot: Pilot, room_id: str, event_ids: list[str]) -> bool:
     rows = (await pilot.service.ledger.rows_by_room()).get(room_id, [])
     return set(event_ids) <= {r.event_id for r in rows}
+
+
+async def _archiver_noticed(pilot: Pilot, room_id: str) -> bool:
+    rows = (await pilot.service.ledger.rows_by_room()).get(room_id, [])
+    return any(
+        r.sender == pilot.archiver_id and r.type in ("m.room.message", "m.room.encrypted")
+        for r in rows
+    )
 
 
 async def _none_pending(pilot: Pilot) -> bool:
