@@ -77,12 +77,14 @@ async def start_homeserver(
     archiving_mode: str | None = None,
     ledger: bool = False,
     settings: Settings | None = None,
+    database: dict[str, object] | None = None,
 ) -> RunningHomeserver:
     """A real Synapse from the project's own config generator, with the roster provisioned.
 
     ``archiving_mode`` ("enforce" or "monitor") loads the archiver policy module, ``ledger``
     the ledger's AS registration (pointing at ``settings.bridge_url``); both off by default.
-    ``settings`` reuses a data dir's ports (e.g. to restart on it)."""
+    ``settings`` reuses a data dir's ports (e.g. to restart on it); ``database`` is Synapse's
+    database section (default SQLite; see ``postgres_database``)."""
     if settings is None:
         settings = Settings(
             data_dir=data_dir,
@@ -106,6 +108,7 @@ async def start_homeserver(
         port=settings.homeserver_port,
         modules=modules,
         app_service_config_files=as_files,
+        database=database,
     )
     proc = await spawn(
         "homeserver",

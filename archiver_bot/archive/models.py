@@ -118,6 +118,17 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class ArchivedEventMeta:
+    """What the completeness audit may see of an archived event without reading it (and so
+    without an access-log entry): its id, time and the plaintext type and state key."""
+
+    event_id: str
+    origin_server_ts: int
+    type: str | None
+    state_key: str | None
+
+
+@dataclass(frozen=True)
 class RoomSummary:
     room_id: str
     name: str | None

@@ -22,7 +22,7 @@ from .errors import (
     UnknownEventError,
 )
 from .keys import make_aad, unseal
-from .models import Decryption, RoomSummary, SearchHit, StoredEvent
+from .models import ArchivedEventMeta, Decryption, RoomSummary, SearchHit, StoredEvent
 from .schema import attachments, records, rooms
 from .search import count_capped, hits_query, indexable_text, words
 from .writer import open_info
@@ -357,6 +357,24 @@ async def archived_event_ids(ctx: StoreContext, conn: AsyncConnection, room_id: 
         select(records.c.uid).where(records.c.room_pk == room_pk, records.c.kind == "event")
     )
     return set(result.scalars())
+
+
+async def archived_room_ids(conn: AsyncConnection) -> list[str]:
+    return list((await conn.execute(select(rooms.c.room_id).order_by(rooms.c.room_id))).scalars())
+
+
+async def archived_event_meta(
+    ctx: StoreContext, conn: AsyncConnection, room_id: str
+) -> list[ArchivedEventMeta]:
+    room_pk = await ctx.room_pk_of(conn, room_id)
+    if room_pk is None:
+        return []
+    result = await conn.execute(
+        select(records.c.uid, records.c.ts, records.c.type, records.c.state_key)
+        .where(records.c.room_pk == room_pk, records.c.kind == "event")
+        .order_by(records.c.ts, records.c.pk)
+    )
+    return [ArchivedEventMeta(uid, ts, etype, key) for uid, ts, etype, key in result.tuples()]
 
 
 async def search(

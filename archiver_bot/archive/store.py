@@ -32,6 +32,7 @@ from .maintenance import analyze
 from .models import (
     AccessEntry,
     Actor,
+    ArchivedEventMeta,
     ArchivePaths,
     DestructionReport,
     EventRecord,
@@ -168,6 +169,17 @@ class Archive:
     async def archived_event_ids(self, room_id: str) -> set[str]:
         async with self._ctx.read() as conn:
             return await reader.archived_event_ids(self._ctx, conn, room_id)
+
+    async def archived_room_ids(self) -> list[str]:
+        """Every room the archive holds (ids only; not logged, like the event ids)."""
+        async with self._ctx.read() as conn:
+            return await reader.archived_room_ids(conn)
+
+    async def archived_event_meta(self, room_id: str) -> list[ArchivedEventMeta]:
+        """A room's archived events without their content (for the completeness audit;
+        not logged), oldest first."""
+        async with self._ctx.read() as conn:
+            return await reader.archived_event_meta(self._ctx, conn, room_id)
 
     # ---- retention -------------------------------------------------------------------------
     async def set_retention(self, room_id: str, retention_class: str) -> None:

@@ -242,9 +242,14 @@ async def audit(args: argparse.Namespace) -> int:
             state = Text("volledig", style="bold green") if report.get("complete") \
                 else Text("ONVOLLEDIG", style="bold red")
             output.line(state, "  " + "  ".join(f"{k}: {v}" for k, v in totals.items()))
-            output.table(None, ("Kamer", "Ledger", "Ontbreekt", "Wacht", "Onleesbaar"), [
+            if report.get("ledger_incomplete"):
+                output.line(Text("LEDGER ONVOLLEDIG", style="bold red"),
+                            "  " + str(report.get("ledger_incomplete_reason") or ""))
+            output.table(None, ("Kamer", "Ledger", "Ontbreekt", "Wacht", "Onleesbaar",
+                                "Onbekend bij ledger"), [
                 (str(r.get("room_id")), str(r.get("ledger_events")), str(r.get("missing")),
-                 str(r.get("pending")), str(r.get("undecryptable")))
+                 str(r.get("pending")), str(r.get("undecryptable")),
+                 str(len(r.get("unknown_to_ledger") or [])))
                 for r in report.get("rooms") or [] if isinstance(r, dict)
             ])
         return 0 if report.get("complete") else 1

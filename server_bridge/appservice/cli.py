@@ -23,7 +23,8 @@ EXIT_INCOMPLETE = 1
 async def audit_command(
     data_dir: Path, *, as_json: bool = False, room_id: str | None = None, grace_seconds: float = 0
 ) -> int:
-    """Print the report; 0 only when nothing is missing or undecryptable."""
+    """Print the report; 0 only when nothing is missing or undecryptable and the ledger
+    knows every archived event it should."""
     settings = Settings.load(data_dir)
     paths = BridgePaths.for_data_dir(data_dir)
     if not paths.ledger.exists():
@@ -43,6 +44,6 @@ async def audit_command(
     if room_id is not None:
         rooms = [r for r in report.rooms if r.room_id == room_id]
         # One room's undecryptable events are its own; the archive-wide figure does not apply.
-        report = AuditReport(report.generated_at, rooms, 0)
+        report = AuditReport(report.generated_at, rooms, 0, report.ledger)
     print(json.dumps(report.to_dict(), indent=2) if as_json else report.render(), flush=True)
     return EXIT_COMPLETE if report.complete else EXIT_INCOMPLETE

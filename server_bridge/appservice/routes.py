@@ -3,11 +3,14 @@
 ``PUT /_matrix/app/v1/transactions/{txnId}``: the homeserver token is checked in constant
 time (403 and a log line for a wrong one), the whole body is validated before anything is
 written (4xx: the sender's fault, nothing recorded), and 200 is answered only after the
-ledger committed; a database failure is a 500 so that Synapse retries.
+ledger committed the events (idempotent per event: the transaction id is information only);
+a database failure is a 500 so that Synapse retries.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from server_bridge.appservice.audit import ArchiveUnavailable
-from server_bridge.appservice.ledger import Ledger
+from server_bridge.appservice.ledger import Ledger, Outcome
 from server_bridge.appservice.registration import (
     AppserviceTokens,
     BridgePaths,
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 LEDGER = web.AppKey("ledger_service", LedgerService)
 AS_TOKENS = web.AppKey("appservice_tokens", AppserviceTokens)
 METRICS_TOKEN = web.AppKey("metrics_token", str)
+#: set before the app starts to keep the ledger in that database (e.g. PostgreSQL) rather
+#: than in DATA/bridge/ledger.db
+LEDGER_DATABASE_URL = web.AppKey("ledger_database_url", str)
 
 ARCHIVIST = "archivist"
 
@@ -49,12 +55,24 @@ async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
     paths = BridgePaths.for_data_dir(settings.data_dir)
     app[AS_TOKENS] = load_or_create_tokens(paths)
     app[METRICS_TOKEN] = load_or_create_metrics_token(paths)
-    ledger = await Ledger.open(paths.ledger)
-    service = LedgerService(ledger, settings.data_dir, settings.archiver_user_id())
+    url = app.get(LEDGER_DATABASE_URL)
+    ledger = await Ledger.open(paths.ledger if url is None else None, database_url=url)
+    service = LedgerService(
+        ledger,
+        settings.data_dir,
+        settings.archiver_user_id(),
+        settings.homeserver_url,
+        app[AS_TOKENS].as_token,
+    )
     app[LEDGER] = service
+    catch_up = asyncio.create_task(service.catch_up.loop()) if service.catch_up else None
     try:
         yield
     finally:
+        if catch_up is not None:
+            catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catch_up
         await service.close()
 
 
@@ -97,18 +115,32 @@ async def put_transaction(request: web.Request) -> web.Response:
         log.warning("AS transaction %s rejected: %s", txn_id, exc)
         raise ApiError(exc.status, exc.errcode, str(exc)) from exc
     try:
-        recorded = await service.ledger.record_transaction(txn_id, rows)
+        result = await service.ledger.record_transaction(txn_id, rows)
     except (SQLAlchemyError, OSError):
         service.metrics.transactions.labels(outcome="error").inc()
         log.exception("AS transaction %s not committed; the homeserver will retry", txn_id)
         raise ApiError(500, "M_UNKNOWN", "ledger unavailable; retry later") from None
-    if recorded:
-        service.metrics.transactions.labels(outcome="recorded").inc()
-        service.metrics.events_recorded.inc(len(rows))
-        log.debug("AS transaction %s: %d events recorded", txn_id, len(rows))
+    service.metrics.events_recorded.inc(result.new_events)
+    if result.numbering_broken and service.catch_up is not None:
+        # The homeserver restarted: what it persisted just before may never be pushed.
+        service.catch_up.request()
+    if result.ids_skipped:
+        # Committed, but answered as a failure: Synapse then marks the ledger down and its
+        # recoverer sends every transaction it still holds, oldest first (the skipped ones
+        # too); the retry of this one is a duplicate and gets its 200.
+        service.metrics.transactions.labels(outcome="resend_requested").inc()
+        log.warning(
+            "AS transaction %s does not follow %s: the homeserver may hold transactions it "
+            "never sent (it stopped or crashed); asking it to resend them",
+            txn_id,
+            result.previous_txn_id,
+        )
+        raise ApiError(503, "M_UNKNOWN", "transaction ids skipped; resend pending transactions")
+    service.metrics.transactions.labels(outcome=result.outcome.value).inc()
+    if result.outcome is Outcome.DUPLICATE:
+        log.info("AS transaction %s was a retry: %d new events", txn_id, result.new_events)
     else:
-        service.metrics.transactions.labels(outcome="duplicate").inc()
-        log.info("AS transaction %s was already recorded", txn_id)
+        log.debug("AS transaction %s: %d of %d events new", txn_id, result.new_events, len(rows))
     return web.json_response({})
 
 

@@ -16,6 +16,7 @@ from server_bridge.appservice.audit import (
     open_archive_view,
     run_audit,
 )
+from server_bridge.appservice.catchup import CatchUp
 from server_bridge.appservice.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ class Metrics:
         )
         self.events_recorded = Counter(
             "rijkschat_ledger_events_recorded", "Events committed to the ledger", registry=r
+        )
+        self.caught_up = Counter(
+            "rijkschat_ledger_events_caught_up",
+            "Events the homeserver had not pushed that the catch-up found in its timeline",
+            registry=r,
         )
         self.auth_failures = Counter(
             "rijkschat_appservice_auth_failures",
@@ -63,8 +69,20 @@ class Metrics:
         self.ledger_events = Gauge(
             "rijkschat_ledger_events", "Events recorded in the ledger", registry=r
         )
+        self.unknown_to_ledger = Gauge(
+            "rijkschat_audit_unknown_to_ledger_events",
+            "Archived events the ledger should know and does not",
+            registry=r,
+        )
+        self.ledger_incomplete = Gauge(
+            "rijkschat_audit_ledger_incomplete",
+            "1 when the archive holds events the ledger should know and does not",
+            registry=r,
+        )
         self.complete = Gauge(
-            "rijkschat_audit_complete", "1 when nothing is missing or undecryptable", registry=r
+            "rijkschat_audit_complete",
+            "1 when nothing is missing or undecryptable and the ledger is not incomplete",
+            registry=r,
         )
         self.room_missing = Gauge(
             "rijkschat_audit_room_missing_events",
@@ -84,6 +102,8 @@ class Metrics:
         self.pending.set(report.pending_total)
         self.rooms.set(len(report.rooms))
         self.ledger_events.set(report.ledger_events)
+        self.unknown_to_ledger.set(report.unknown_to_ledger_total)
+        self.ledger_incomplete.set(1 if report.ledger_incomplete else 0)
         self.complete.set(1 if report.complete else 0)
         self.room_missing.clear()
         for room in report.rooms:
@@ -93,9 +113,21 @@ class Metrics:
 
 
 class LedgerService:
-    def __init__(self, ledger: Ledger, data_dir: Path, archiver: str) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        data_dir: Path,
+        archiver: str,
+        homeserver_url: str | None = None,
+        as_token: str | None = None,
+    ) -> None:
         self.ledger = ledger
         self.metrics = Metrics()
+        self.catch_up: CatchUp | None = None
+        if homeserver_url is not None and as_token is not None:
+            self.catch_up = CatchUp(
+                ledger, homeserver_url, as_token, archiver, self.metrics.caught_up.inc
+            )
         self._data_dir = data_dir
         self._archiver = archiver
         self._archive: StoreArchiveView | EmptyArchiveView | None = None

@@ -87,6 +87,11 @@ def _row(event: Any, index: int) -> LedgerRow:
     )
 
 
+def ledger_row(event: Any) -> LedgerRow:
+    """One client-format event (e.g. from ``/messages``) -> its ledger row."""
+    return _row(event, 0)
+
+
 def parse_transaction(body: bytes) -> list[LedgerRow]:
     """Validate a whole transaction; any bad event rejects all of it (no partial commit)."""
     if len(body) > MAX_BODY_BYTES:

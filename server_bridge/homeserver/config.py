@@ -171,6 +171,30 @@ disable_existing_loggers: false
 """
 
 
+def postgres_database(
+    database: str,
+    *,
+    user: str = "postgres",
+    host: str = "127.0.0.1",
+    port: int = 5432,
+    password: str | None = None,
+) -> dict[str, Any]:
+    """Synapse's ``database`` section for PostgreSQL (driver psycopg2). The database must be
+    UTF8 with C collation, e.g. ``CREATE DATABASE x ENCODING 'UTF8' LC_COLLATE 'C'
+    LC_CTYPE 'C' TEMPLATE template0``."""
+    args: dict[str, Any] = {
+        "database": database,
+        "user": user,
+        "host": host,
+        "port": port,
+        "cp_min": 1,
+        "cp_max": 10,
+    }
+    if password is not None:
+        args["password"] = password
+    return {"name": "psycopg2", "args": args}
+
+
 def _y(value: Any) -> str:
     """A YAML scalar or flow collection (JSON is valid YAML)."""
     return json.dumps(value)
@@ -186,8 +210,14 @@ def render_homeserver_yaml(
     modules: list[dict[str, Any]] | None = None,
     app_service_config_files: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
 ) -> str:
-    """The homeserver.yaml text: each sovereign default on its own commented line."""
+    """The homeserver.yaml text: each sovereign default on its own commented line.
+
+    ``database`` is Synapse's ``database`` section (see :func:`postgres_database`); the
+    default is SQLite in the homeserver's directory."""
+    if database is None:
+        database = {"name": "sqlite3", "args": {"database": str(layout.database_file)}}
     rate_lines = "\n".join(f"{key}: {_y(value)}" for key, value in _RATE_PILOT.items())
     extra_lines = "\n".join(f"{key}: {_y(value)}" for key, value in (extra or {}).items())
     return f"""\
@@ -213,10 +243,7 @@ allow_public_rooms_over_federation: false
 allow_public_rooms_without_auth: false
 trusted_key_servers: []                     # never ask matrix.org (or anyone) for keys
 suppress_key_server_warning: true
-database:
-  name: sqlite3
-  args:
-    database: {_y(str(layout.database_file))}
+database: {_y(database)}
 log_config: {_y(str(layout.log_config_file))}
 media_store_path: {_y(str(layout.media_dir))}
 signing_key_path: {_y(str(layout.signing_key_file))}
@@ -273,6 +300,7 @@ def prepare_homeserver(
     modules: list[dict[str, Any]] | None = None,
     app_service_config_files: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
 ) -> HomeserverLayout:
     """Create (first run) or refresh the homeserver's directory; return its layout."""
     layout = HomeserverLayout(root)
@@ -291,6 +319,7 @@ def prepare_homeserver(
             modules=modules,
             app_service_config_files=app_service_config_files,
             extra=extra,
+            database=database,
         )
         write_private(layout.config_file, text)
     except PermissionError as exc:

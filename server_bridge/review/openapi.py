@@ -163,9 +163,16 @@ _SCHEMAS: dict[str, Any] = {
     },
     "CompletenessReport": {
         "type": "object",
-        "required": ["complete", "totals", "rooms"],
+        "required": ["complete", "ledger_incomplete", "totals", "rooms"],
         "properties": {
             "complete": {"type": "boolean"},
+            "ledger_incomplete": {
+                "type": "boolean",
+                "description": "the archive holds events the ledger should know and does not "
+                "(per room: unknown_to_ledger); the report is then not complete",
+            },
+            "ledger_incomplete_reason": {"type": ["string", "null"]},
+            "ledger": {"type": ["object", "null"]},
             "totals": {"type": "object"},
             "rooms": {"type": "array", "items": {"type": "object"}},
         },

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -10,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from server_bridge.appservice.ledger import Ledger
+from server_bridge.appservice.ledger import Ledger, Outcome, RecordResult
 from server_bridge.appservice.registration import BridgePaths
-from server_bridge.appservice.transactions import LedgerRow
+from server_bridge.appservice.transactions import LedgerRow, parse_transaction
 from tests.bridge.conftest import Stack
+from tests.e2e_client import wait_for
 
 
 async def ledger_rows(stack: Stack, room_id: str) -> list[LedgerRow]:
@@ -21,12 +21,12 @@ async def ledger_rows(stack: Stack, room_id: str) -> list[LedgerRow]:
 
 
 async def wait_for_ledger(stack: Stack, room_id: str, event_id: str) -> list[LedgerRow]:
-    for _ in range(200):
+    async def arrived() -> list[LedgerRow] | None:
         rows = await ledger_rows(stack, room_id)
-        if any(r.event_id == event_id for r in rows):
-            return rows
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{event_id} never reached the ledger")
+        return rows if any(r.event_id == event_id for r in rows) else None
+
+    found: list[LedgerRow] = await wait_for(arrived, timeout=60, interval=0.05)
+    return found
 
 
 async def put(
@@ -71,11 +71,14 @@ async def test_the_homeserver_feeds_the_ledger_without_content(stack: Stack) -> 
     ledger_file = BridgePaths.for_data_dir(stack.settings.data_dir).ledger
     assert b"het-geheime-woord-7731" not in ledger_file.read_bytes()
 
-    # A room of officials only is none of the ledger's business.
+    # A room of officials only is none of the ledger's business. Synapse hands events to an
+    # Application Service in stream order, so once a later event of the archived room has
+    # reached the ledger, the lunch message would have arrived before it if it were pushed.
     other = await amb.create_room(name="Lunch")
     status, sent = await amb.text(other, "broodje kaas")
     assert status == 200
-    await asyncio.sleep(0.5)
+    marker = await minister.text_when_archived(room_id, "na de lunch")
+    await wait_for_ledger(stack, room_id, marker)
     assert await ledger_rows(stack, other) == []
 
 
@@ -109,13 +112,64 @@ async def test_a_transaction_is_recorded_once_even_across_restarts(stack: Stack)
     assert await put(stack, "idem-1", body) == (200, {})
     assert await put(stack, "idem-1", body) == (200, {})
     assert await counts(stack) == (before_events + 2, before_txns + 1)
-    # The id is in the database: a second ledger (as after a restart) knows it too.
+    # The events and the delivery are in the database: a second ledger (as after a restart)
+    # takes a retry as a retry.
     other = await Ledger.open(BridgePaths.for_data_dir(stack.settings.data_dir).ledger)
     try:
-        assert await other.record_transaction("idem-1", []) is False
+        rows = parse_transaction(json.dumps(body).encode())
+        retry = await other.record_transaction("idem-1", rows)
+        assert (retry.outcome, retry.new_events) == (Outcome.DUPLICATE, 0)
     finally:
         await other.close()
     assert await counts(stack) == (before_events + 2, before_txns + 1)
+
+
+async def test_an_event_is_recorded_once_whatever_transaction_brings_it(stack: Stack) -> None:
+    before_events, before_txns = await counts(stack)
+    assert await put(stack, "carrier-1", {"events": [event(40), event(41)]}) == (200, {})
+    # Another transaction id carrying one known event and one new one.
+    assert await put(stack, "carrier-2", {"events": [event(41), event(42)]}) == (200, {})
+    assert await counts(stack) == (before_events + 3, before_txns + 2)
+    rows = await ledger_rows(stack, "!ledgertest:test.localhost")
+    ids = [r.event_id for r in rows]
+    for n in (40, 41, 42):
+        assert ids.count(f"$forged{n}") == 1
+    [second] = await stack.service.ledger.transactions("carrier-2")
+    assert (second["event_count"], second["new_events"]) == (2, 1)
+
+
+async def test_a_reused_transaction_id_with_other_events_is_recorded_and_logged(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What Synapse on SQLite does after every restart: its transaction ids start at 1."""
+    before_events, before_txns = await counts(stack)
+    first = {"events": [event(50), event(51)]}
+    later = {"events": [event(52)]}
+    with caplog.at_level(logging.INFO, logger="server_bridge.appservice"):
+        assert await put(stack, "reused-1", first) == (200, {})
+        assert "used before" not in caplog.text
+        assert await put(stack, "reused-1", later) == (200, {})
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, caplog.text
+    message = warnings[0].getMessage()
+    assert "reused-1" in message
+    assert "used before for other events" in message
+    # Metadata only: neither event ids nor content in the log line.
+    assert "$forged5" not in message
+    assert "geheim" not in caplog.text
+    assert await counts(stack) == (before_events + 3, before_txns + 2)
+    ids = {r.event_id for r in await ledger_rows(stack, "!ledgertest:test.localhost")}
+    assert {"$forged50", "$forged51", "$forged52"} <= ids
+    log_rows = await stack.service.ledger.transactions("reused-1")
+    assert [r["event_count"] for r in log_rows] == [2, 1]
+    assert log_rows[0]["digest"] != log_rows[1]["digest"]
+    # A retry of either delivery changes nothing and warns no more.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="server_bridge.appservice"):
+        assert await put(stack, "reused-1", later) == (200, {})
+        assert await put(stack, "reused-1", first) == (200, {})
+    assert caplog.records == []
+    assert await counts(stack) == (before_events + 3, before_txns + 2)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +210,7 @@ async def test_a_ledger_failure_is_a_500_so_that_synapse_retries(
 ) -> None:
     before_events, before_txns = await counts(stack)
 
-    async def broken(txn_id: str, rows: object) -> bool:
+    async def broken(txn_id: str, rows: object) -> RecordResult:
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
     body = {"events": [event(30)]}
