@@ -345,10 +345,6 @@ async def pending_by_session(
     return await build_events(ctx, conn, rows)
 
 
-async def archived_room_ids(conn: AsyncConnection) -> set[str]:
-    return set((await conn.execute(select(rooms.c.room_id))).scalars())
-
-
 async def archived_event_ids(ctx: StoreContext, conn: AsyncConnection, room_id: str) -> set[str]:
     room_pk = await ctx.room_pk_of(conn, room_id)
     if room_pk is None:

@@ -113,11 +113,6 @@ class Archive:
         """Note a room-key import in the access log (who, the file's digest, the counts)."""
         await audit.record_access(self._ctx, actor, "import_keys", details)
 
-    async def archived_room_ids(self) -> set[str]:
-        """Every room the archive holds a chain for."""
-        async with self._ctx.read() as conn:
-            return await reader.archived_room_ids(conn)
-
     async def undecryptable_session_ids(self, room_id: str | None = None) -> set[str]:
         async with self._ctx.read() as conn:
             return await reader.undecryptable_session_ids(self._ctx, conn, room_id)
