@@ -10,13 +10,17 @@ from .errors import (
     ArchiveStorageFullError,
     ArchiveUnavailableError,
     ContentDestroyedError,
+    DuplicateWooReferenceError,
     InvalidEventError,
     LegalHoldError,
     UnknownEventError,
+    UnknownWooRequestError,
+    WooInputError,
 )
 from .keys import FileKeyProvider, KeyProvider
 from .models import (
     PERMANENT,
+    WOO_DECISIONS,
     AccessEntry,
     Actor,
     ArchivedEventMeta,
@@ -31,6 +35,10 @@ from .models import (
     SearchHit,
     StoredEvent,
     VerifyReport,
+    WooAssessment,
+    WooDecision,
+    WooRequest,
+    WooSpan,
 )
 from .store import Archive, Role, open_archive, verify_archive
 from .validate import MAX_CONTENT_BYTES
@@ -66,6 +74,14 @@ __all__ = [
     "StoredEvent",
     "UnknownEventError",
     "VerifyReport",
+    "WooAssessment",
+    "WooDecision",
+    "WooInputError",
+    "WooRequest",
+    "WooSpan",
+    "UnknownWooRequestError",
+    "DuplicateWooReferenceError",
+    "WOO_DECISIONS",
     "open_archive",
     "verify_archive",
 ]

@@ -37,36 +37,44 @@ async def record_access(
     body = dump_json({"purpose": actor.purpose, **details})
 
     async def operation(conn: AsyncConnection) -> None:
-        if ctx.is_postgres:
-            await conn.execute(text("LOCK TABLE archive_access_log IN SHARE ROW EXCLUSIVE MODE"))
-        head = (
-            await conn.execute(
-                select(access_log.c.seq, access_log.c.hash)
-                .order_by(access_log.c.seq.desc())
-                .limit(1)
-            )
-        ).first()
-        seq = 1 if head is None else head.seq + 1
-        prev = chain.genesis(chain.ACCESS_CHAIN) if head is None else head.hash
-        sealed = seal(ctx.meta_aead, body, _aad(seq))
-        digest = chain.digest(sealed)
-        ts = now_ms()
-        values = (seq, ts, actor.user_id, action, digest)
-        await conn.execute(
-            insert(access_log).values(
-                seq=seq,
-                ts=ts,
-                user_id=actor.user_id,
-                action=action,
-                details=sealed,
-                digest=digest,
-                prev_hash=prev,
-                hash=chain.entry_hash(prev, chain.ACCESS_CHAIN, values),
-            )
-        )
+        await append_access(ctx, conn, actor, action, body)
 
     await ctx.write("access log", operation)
     ctx.since_checkpoint += 1
+
+
+async def append_access(
+    ctx: StoreContext, conn: AsyncConnection, actor: Actor, action: str, body: bytes
+) -> None:
+    """Append one entry inside the caller's write transaction (on PostgreSQL the access log
+    is locked first, so concurrent appenders queue up and the chain stays linear)."""
+    if ctx.is_postgres:
+        await conn.execute(text("LOCK TABLE archive_access_log IN SHARE ROW EXCLUSIVE MODE"))
+    head = (
+        await conn.execute(
+            select(access_log.c.seq, access_log.c.hash)
+            .order_by(access_log.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    seq = 1 if head is None else head.seq + 1
+    prev = chain.genesis(chain.ACCESS_CHAIN) if head is None else head.hash
+    sealed = seal(ctx.meta_aead, body, _aad(seq))
+    digest = chain.digest(sealed)
+    ts = now_ms()
+    values = (seq, ts, actor.user_id, action, digest)
+    await conn.execute(
+        insert(access_log).values(
+            seq=seq,
+            ts=ts,
+            user_id=actor.user_id,
+            action=action,
+            details=sealed,
+            digest=digest,
+            prev_hash=prev,
+            hash=chain.entry_hash(prev, chain.ACCESS_CHAIN, values),
+        )
+    )
 
 
 async def read_access_log(
@@ -99,4 +107,4 @@ async def read_access_log(
     return entries
 
 
-__all__ = ["check_actor", "now_ms", "read_access_log", "record_access"]
+__all__ = ["append_access", "check_actor", "now_ms", "read_access_log", "record_access"]

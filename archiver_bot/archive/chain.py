@@ -39,6 +39,8 @@ CHAIN_FIELDS: tuple[str, ...] = (
 )
 ACCESS_FIELDS: tuple[str, ...] = ("seq", "ts", "user_id", "action", "digest")
 ACCESS_CHAIN = "@access-log"
+WOO_FIELDS: tuple[str, ...] = ("seq", "ts", "user_id", "kind", "request_id", "digest")
+WOO_CHAIN = "@woo-log"
 
 _MAGIC = b"RCA1"
 _NONE = b"n\x00\x00\x00\x00"

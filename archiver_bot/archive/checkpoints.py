@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .chain import canonical_json
 from .context import StoreContext, now_ms
-from .schema import access_log, checkpoints, rooms
+from .schema import access_log, checkpoints, rooms, woo_log
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,15 @@ async def write_checkpoint(
             select(access_log.c.seq, access_log.c.hash).order_by(access_log.c.seq.desc()).limit(1)
         )
     ).first()
+    woo = (
+        await conn.execute(
+            select(woo_log.c.seq, woo_log.c.hash).order_by(woo_log.c.seq.desc()).limit(1)
+        )
+    ).first()
     created = now_ms()
+    body: dict[str, object] = {}
+    if woo is not None:  # absent until the first Woo record (older checkpoints lack it)
+        body["woo"] = [woo.seq, woo.hash.hex()]
     payload = canonical_json(
         {
             "v": 1,
@@ -108,6 +116,7 @@ async def write_checkpoint(
             "full": full,
             "rooms": heads,
             "access": None if access is None else [access.seq, access.hash.hex()],
+            **body,
         }
     )
     signature = ctx.signer.sign(payload)

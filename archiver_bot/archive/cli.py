@@ -44,6 +44,8 @@ def print_report(report: VerifyReport, out: TextIO) -> None:
         print(_line(room_id, result), file=out)
     if report.access_log is not None:
         print(_line("access log", report.access_log), file=out)
+    if report.woo_log is not None:
+        print(_line("Woo log", report.woo_log), file=out)
     print(f"checkpoints: {report.checkpoints} signed checkpoints read", file=out)
     for problem in report.problems:
         print(f"PROBLEM {problem}", file=out)

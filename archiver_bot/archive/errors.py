@@ -10,6 +10,9 @@ Hierarchy::
     │   └── ArchiveStorageFullError   the database or disk is full
     ├── ArchiveIntegrityError         stored content does not authenticate (altered or moved)
     ├── ArchiveBusyError              another process already writes to this archive
+    ├── WooInputError                 a Woo request or assessment that cannot be stored
+    │   ├── UnknownWooRequestError    no Woo request with that id
+    │   └── DuplicateWooReferenceError  a Woo request with that reference exists already
     ├── LegalHoldError                destruction refused because of a legal hold
     └── ContentDestroyedError         content was crypto-shredded and is gone for good
 """
@@ -60,3 +63,15 @@ class ArchiveIntegrityError(ArchiveError):
 
 class ArchiveBusyError(ArchiveError):
     """Another archiver process already holds this archive's writer lock."""
+
+
+class WooInputError(ArchiveError):
+    """A Woo request or assessment was refused (bad input); nothing was stored."""
+
+
+class UnknownWooRequestError(WooInputError):
+    """No Woo request with this id is in the archive."""
+
+
+class DuplicateWooReferenceError(WooInputError):
+    """A Woo request with this reference is already in the archive."""

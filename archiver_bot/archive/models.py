@@ -175,6 +175,8 @@ class VerifyReport:
     checkpoints: int
     problems: list[str] = field(default_factory=list)
     access_log: RoomVerification | None = None
+    #: the chain of Woo requests and assessments (None when only one room was verified)
+    woo_log: RoomVerification | None = None
 
     @property
     def ok(self) -> bool:
@@ -182,6 +184,7 @@ class VerifyReport:
             not self.problems
             and all(r.ok for r in self.rooms.values())
             and (self.access_log is None or self.access_log.ok)
+            and (self.woo_log is None or self.woo_log.ok)
         )
 
 
@@ -200,3 +203,49 @@ class DestructionReport:
     destroyed_events: int
     destroyed_keys: int
     held_rooms: list[str]
+
+
+WooDecision = Literal["openbaar", "deels_openbaar", "niet_openbaar"]
+WOO_DECISIONS: tuple[str, ...] = ("openbaar", "deels_openbaar", "niet_openbaar")
+
+
+@dataclass(frozen=True)
+class WooSpan:
+    """A withheld character range ``[start, end)`` of a message's plain body."""
+
+    start: int
+    end: int
+    ground: str
+
+
+@dataclass(frozen=True)
+class WooRequest:
+    """A Woo request: what is asked (reference, title, received date) and its scope
+    (rooms, optional period in ms and search query)."""
+
+    id: str
+    reference: str
+    title: str
+    received: str
+    rooms: list[str]
+    from_ts: int | None
+    to_ts: int | None
+    query: str | None
+    created_by: str
+    created_ts: int
+
+
+@dataclass(frozen=True)
+class WooAssessment:
+    """One assessment of one archived event for one request; a later one for the same
+    event supersedes it (both are kept). ``seq`` is its position in the Woo log."""
+
+    seq: int
+    request_id: str
+    event_id: str
+    decision: WooDecision
+    grounds: list[str]
+    spans: list[WooSpan]
+    note: str | None
+    assessed_by: str
+    assessed_ts: int

@@ -155,4 +155,24 @@ access_log = Table(
     Column("hash", LargeBinary, nullable=False),
 )
 
-ALL_TABLES = (meta, rooms, data_keys, records, attachments, search, checkpoints, access_log)
+#: Woo (Wet open overheid) requests and assessments: a chain of its own beside the access
+#: log. Kind, request id and who/when are in the clear; everything else (reference, title,
+#: scope, the event assessed, decision, grounds, spans, note) is sealed under the metadata key.
+woo_log = Table(
+    "archive_woo_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("details", LargeBinary, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+Index("ix_archive_woo_log_request", woo_log.c.request_id, woo_log.c.seq)
+
+ALL_TABLES = (
+    meta, rooms, data_keys, records, attachments, search, checkpoints, access_log, woo_log
+)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import audit, kv, reader, retention, writer
+from . import audit, kv, reader, retention, woo, writer
 from .checkpoints import checkpoint, read_head, reopen_after_close
 from .context import Settings, StoreContext
 from .engine import create_private_sqlite_file, make_engine, migrate
@@ -41,6 +41,9 @@ from .models import (
     SearchHit,
     StoredEvent,
     VerifyReport,
+    WooAssessment,
+    WooRequest,
+    WooSpan,
 )
 from .schema import checkpoints
 from .search import BlindIndex, words
@@ -284,6 +287,78 @@ class Archive:
             return await audit.read_access_log(
                 self._ctx, conn, limit=min(limit, MAX_PAGE), user_id=user_id, since_ts=since_ts
             )
+
+    # ---- Woo requests and assessments (chained, sealed, access-logged; readers may write) --
+    async def woo_create_request(
+        self,
+        actor: Actor,
+        *,
+        reference: str,
+        title: str,
+        received: str,
+        rooms: Sequence[str],
+        from_ts: int | None = None,
+        to_ts: int | None = None,
+        query: str | None = None,
+    ) -> WooRequest:
+        """Register a Woo request. :class:`WooInputError` for bad input or a room not in
+        the archive, :class:`DuplicateWooReferenceError` for a reference in use; nothing is
+        stored then (and nothing logged)."""
+        return await woo.create_request(
+            self._ctx,
+            actor,
+            reference=reference,
+            title=title,
+            received=received,
+            room_ids=rooms,
+            from_ts=from_ts,
+            to_ts=to_ts,
+            query=query,
+        )
+
+    async def woo_assess(
+        self,
+        actor: Actor,
+        request_id: str,
+        event_id: str,
+        *,
+        decision: str,
+        grounds: Sequence[str],
+        spans: Sequence[WooSpan | dict[str, Any]] = (),
+        note: str | None = None,
+    ) -> WooAssessment:
+        """Record an assessment of an archived event for a request (superseding, never
+        replacing, an earlier one). The caller checks the ground codes, that the event is
+        in the request's scope and that the spans lie within its text."""
+        return await woo.assess(
+            self._ctx,
+            actor,
+            request_id,
+            event_id=event_id,
+            decision=decision,
+            grounds=grounds,
+            spans=spans,
+            note=note,
+        )
+
+    async def woo_requests(self, actor: Actor) -> list[WooRequest]:
+        await audit.record_access(self._ctx, actor, "woo_requests", {})
+        async with self._ctx.read() as conn:
+            return await woo.list_requests(self._ctx, conn)
+
+    async def woo_request(self, actor: Actor, request_id: str) -> WooRequest:
+        """:class:`UnknownWooRequestError` when there is no such request."""
+        await audit.record_access(self._ctx, actor, "woo_request", {"request": request_id})
+        async with self._ctx.read() as conn:
+            return await woo.get_request(self._ctx, conn, request_id)
+
+    async def woo_assessments(self, actor: Actor, request_id: str) -> list[WooAssessment]:
+        """Every assessment of a request, oldest first (per event the last is current)."""
+        await audit.record_access(
+            self._ctx, actor, "woo_assessments", {"request": request_id}
+        )
+        async with self._ctx.read() as conn:
+            return await woo.assessments(self._ctx, conn, request_id)
 
     # ---- integrity -----------------------------------------------------------------------
     async def verify(self, room_id: str | None = None) -> VerifyReport:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import chain, kv
@@ -28,7 +28,7 @@ from .checkpoints import Head, checkpoint_link
 from .keys import signature_valid
 from .models import BreakKind, RoomVerification, VerifyReport
 from .retention import DEK_KINDS
-from .schema import access_log, attachments, checkpoints, records, rooms
+from .schema import access_log, attachments, checkpoints, records, rooms, woo_log
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ async def _load_checkpoints(
         heads: dict[str, Any] = dict(payload.get("rooms") or {})
         if payload.get("access"):
             heads[chain.ACCESS_CHAIN] = payload["access"]
+        if payload.get("woo"):
+            heads[chain.WOO_CHAIN] = payload["woo"]
         if not good:
             out.problems.append(f"checkpoint {row.seq} has a bad signature")
         for chain_id, head in heads.items():
@@ -361,6 +363,35 @@ async def _verify_access_log(conn: AsyncConnection, anchors: _Anchors) -> RoomVe
     return walker.finish(last_seq)
 
 
+async def _verify_woo_log(conn: AsyncConnection, anchors: _Anchors) -> RoomVerification:
+    async def locate(target_hash: bytes) -> int | None:
+        found = (
+            await conn.execute(select(woo_log.c.seq).where(woo_log.c.hash == target_hash))
+        ).first()
+        return None if found is None else int(found[0])
+
+    def values(row: Any) -> tuple[Any, ...]:
+        return (row.seq, row.ts, row.user_id, row.kind, row.request_id, row.digest)
+
+    walker = _Walker(chain.WOO_CHAIN, anchors, locate)
+    rows = (await conn.execute(select(woo_log).order_by(woo_log.c.seq))).all()
+    last_seq = 0
+    for i, row in enumerate(rows):
+        last_seq = row.seq
+        problem = (
+            ""
+            if hashlib.sha256(row.details).digest() == row.digest
+            else "details do not match their digest"
+        )
+        nxt = None
+        if i + 1 < len(rows):
+            n = rows[i + 1]
+            nxt = (n.seq, n.prev_hash, n.hash, values(n))
+        if not await walker.step(row.seq, row.prev_hash, row.hash, values(row), problem, nxt):
+            break
+    return walker.finish(last_seq)
+
+
 async def verify(
     engine: AsyncEngine,
     public_key: Ed25519PublicKey,
@@ -385,7 +416,7 @@ async def verify(
             results[row.room_id] = await _verify_room(conn, row.pk, row.room_id, anchors)
         known = {row.room_id for row in room_rows}
         for chain_id in cps.chains:
-            if chain_id == chain.ACCESS_CHAIN or chain_id in known:
+            if chain_id in (chain.ACCESS_CHAIN, chain.WOO_CHAIN) or chain_id in known:
                 continue
             if room_id is not None and chain_id != room_id:
                 continue
@@ -393,15 +424,22 @@ async def verify(
                 chain_id, False, 0, 1, "missing", "room in signed checkpoint is gone"
             )
         access = None
+        woo = None
         if room_id is None:
             access = await _verify_access_log(conn, cps.chains.get(chain.ACCESS_CHAIN, _Anchors()))
+            if await conn.run_sync(lambda c: inspect(c).has_table(woo_log.name)):
+                woo = await _verify_woo_log(conn, cps.chains.get(chain.WOO_CHAIN, _Anchors()))
         if cps.count == 0 and (results or access is not None and access.entries):
             cps.problems.append("no signed checkpoint found")
     for name, result in results.items():
         if not result.ok:
             log.warning("archive chain of %s broken at %s: %s", name, result.position, result.kind)
     return VerifyReport(
-        rooms=results, checkpoints=cps.count, problems=cps.problems, access_log=access
+        rooms=results,
+        checkpoints=cps.count,
+        problems=cps.problems,
+        access_log=access,
+        woo_log=woo,
     )
 
 
@@ -446,6 +484,16 @@ async def changes_since_close(conn: AsyncConnection, key: Ed25519PublicKey) -> l
         head is not None and access is not None and [head.seq, head.hash.hex()] != access
     ):
         problems.append("the access log changed after the closing checkpoint")
+    woo = payload.get("woo")
+    woo_head = (
+        await conn.execute(
+            select(woo_log.c.seq, woo_log.c.hash).order_by(woo_log.c.seq.desc()).limit(1)
+        )
+    ).first()
+    if (woo_head is None) != (woo is None) or (
+        woo_head is not None and woo is not None and [woo_head.seq, woo_head.hash.hex()] != woo
+    ):
+        problems.append("the Woo log changed after the closing checkpoint")
     return problems
 
 
