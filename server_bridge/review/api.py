@@ -53,6 +53,10 @@ async def _reader(request: web.Request) -> Reader:
     return Reader(principal.user_id, purpose_param(request.headers.get(PURPOSE_HEADER)), via)
 
 
+#: the authentication and authorisation of every /api/v1 route (archivists only)
+archivist_reader = _reader
+
+
 def _q(request: web.Request, name: str) -> str | None:
     return request.query.get(name)
 
@@ -199,7 +203,9 @@ API_ROUTES: list[tuple[str, str, Handler]] = [
 
 
 def setup_api(app: web.Application) -> None:
-    for method, path, handler in API_ROUTES:
+    from server_bridge.review.woo_api import WOO_ROUTES
+
+    for method, path, handler in API_ROUTES + WOO_ROUTES:
         app.router.add_route(method, path, handler)
 
 

@@ -44,7 +44,85 @@ _EVENT_ID = _param("event_id", "path", {"type": "string", "maxLength": 255}, "$e
 _PURPOSE = _param("X-Rijkschat-Purpose", "header", {"type": "string", "maxLength": 200},
                   "why the archivist reads (e.g. a Woo request number); access-logged")
 
+_WOO_SPAN: dict[str, Any] = {
+    "type": "object",
+    "required": ["start", "end", "ground"],
+    "additionalProperties": False,
+    "properties": {
+        "start": {"type": "integer", "minimum": 0,
+                  "description": "first withheld character (code point offset in the text)"},
+        "end": {"type": "integer", "minimum": 1, "description": "one past the last one"},
+        "ground": {"type": "string", "description": "a ground code such as 5.1.2e"},
+    },
+}
+_DECISION: dict[str, Any] = {"type": "string",
+                             "enum": ["openbaar", "deels_openbaar", "niet_openbaar"]}
+_REQUEST_ID = _param("request_id", "path", {"type": "string", "maxLength": 64},
+                     "the Woo request's id")
+
 _SCHEMAS: dict[str, Any] = {
+    "WooSpan": _WOO_SPAN,
+    "WooGround": {
+        "type": "object",
+        "required": ["code", "article", "title", "description", "absolute"],
+        "properties": {"code": {"type": "string"}, "article": {"type": "string"},
+                       "title": {"type": "string"}, "description": {"type": "string"},
+                       "absolute": {"type": "boolean"}},
+    },
+    "WooRequest": {
+        "type": "object",
+        "required": ["id", "reference", "title", "received", "rooms", "from_ts", "to_ts",
+                     "query", "created_by", "created_ts"],
+        "properties": {
+            "id": {"type": "string"},
+            "reference": {"type": "string"},
+            "title": {"type": "string"},
+            "received": {"type": "string", "format": "date"},
+            "rooms": {"type": "array", "items": {"type": "string"}},
+            "from_ts": _NULLABLE_INT,
+            "to_ts": _NULLABLE_INT,
+            "query": _NULLABLE_STR,
+            "created_by": {"type": "string"},
+            "created_ts": {"type": "integer"},
+        },
+    },
+    "WooAssessment": {
+        "type": "object",
+        "required": ["seq", "event_id", "decision", "grounds", "spans", "note", "assessed_by",
+                     "assessed_ts"],
+        "properties": {
+            "seq": {"type": "integer", "description": "position in the Woo log"},
+            "event_id": {"type": "string"},
+            "decision": _DECISION,
+            "grounds": {"type": "array", "items": {"type": "string"}},
+            "spans": {"type": "array", "items": {"$ref": "#/components/schemas/WooSpan"}},
+            "note": _NULLABLE_STR,
+            "assessed_by": {"type": "string"},
+            "assessed_ts": {"type": "integer"},
+        },
+    },
+    "WooDocument": {
+        "type": "object",
+        "required": ["event_id", "room_id", "sender", "origin_server_ts", "type", "kind",
+                     "text", "assessment", "history"],
+        "properties": {
+            "event_id": {"type": "string"},
+            "room_id": {"type": "string"},
+            "sender": {"type": "string"},
+            "origin_server_ts": {"type": "integer"},
+            "type": {"type": "string"},
+            "kind": {"type": "string", "enum": ["chatbericht", "bijlage", "bewerking"]},
+            "msgtype": _NULLABLE_STR,
+            "text": {"type": "string", "description": "the plain body spans refer to"},
+            "decryption": {"type": "string"},
+            "has_attachment": {"type": "boolean"},
+            "replaces": _NULLABLE_STR,
+            "assessment": {"oneOf": [{"$ref": "#/components/schemas/WooAssessment"},
+                                     {"type": "null"}]},
+            "history": {"type": "array",
+                        "items": {"$ref": "#/components/schemas/WooAssessment"}},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["errcode", "error"],
@@ -346,6 +424,112 @@ _DOCUMENT: dict[str, Any] = {
                               **_errors(400, 401, 403, 503)},
             }
         },
+        "/api/v1/woo/grounds": {
+            "get": {
+                "operationId": "wooGrounds",
+                "summary": "The Woo's grounds for withholding (code, article, description)",
+                "responses": {
+                    "200": _json({"type": "object", "required": ["grounds"],
+                                  "properties": {"grounds": {"type": "array",
+                                                             "items": _ref("WooGround")}}},
+                                 "the grounds"),
+                    **_errors(401, 403),
+                },
+            }
+        },
+        "/api/v1/woo/requests": {
+            "get": {
+                "operationId": "wooRequests",
+                "summary": "Every Woo request (oldest first); access-logged",
+                "parameters": [_PURPOSE],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["requests"],
+                                  "properties": {"requests": {"type": "array",
+                                                              "items": _ref("WooRequest")}}},
+                                 "the requests"),
+                    **_errors(401, 403, 503),
+                },
+            },
+            "post": {
+                "operationId": "wooCreateRequest",
+                "summary": "Register a Woo request (stored sealed and chained in the archive)",
+                "parameters": [_PURPOSE],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["reference", "title", "rooms"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "reference": {"type": "string", "maxLength": 64,
+                                      "description": "unique, e.g. 2026-0412"},
+                        "title": {"type": "string", "maxLength": 500},
+                        "rooms": {"type": "array", "minItems": 1, "maxItems": 200,
+                                  "items": {"type": "string"}},
+                        "received": {"type": "string", "format": "date",
+                                     "description": "default: today"},
+                        "from_ts": {"type": "integer", "minimum": 0, "maximum": MAX_TS},
+                        "to_ts": {"type": "integer", "minimum": 0, "maximum": MAX_TS},
+                        "query": {"type": "string", "maxLength": 500,
+                                  "description": "only messages with all these words"},
+                    },
+                }}}},
+                "responses": {
+                    "201": _json(_ref("WooRequest"), "the request as stored"),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+                },
+            },
+        },
+        "/api/v1/woo/requests/{request_id}": {
+            "get": {
+                "operationId": "wooRequest",
+                "summary": "A Woo request with its documents in scope, each with its current "
+                           "assessment and the history of assessments",
+                "parameters": [_REQUEST_ID, _PURPOSE],
+                "responses": {
+                    "200": _json({"allOf": [_ref("WooRequest"), {
+                        "type": "object",
+                        "required": ["documents", "assessed", "outside_scope"],
+                        "properties": {
+                            "documents": {"type": "array", "items": _ref("WooDocument")},
+                            "assessed": {"type": "integer"},
+                            "outside_scope": {"type": "array",
+                                              "items": _ref("WooAssessment")},
+                        },
+                    }]}, "the request and its documents"),
+                    **_errors(401, 403, 404, 503),
+                },
+            }
+        },
+        "/api/v1/woo/requests/{request_id}/assessments/{event_id}": {
+            "put": {
+                "operationId": "wooAssess",
+                "summary": "Assess a document of the request; a later assessment supersedes "
+                           "an earlier one, both stay in the history. The message is never "
+                           "changed.",
+                "parameters": [_REQUEST_ID, _EVENT_ID, _PURPOSE],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["decision"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "decision": _DECISION,
+                        "grounds": {"type": "array", "items": {"type": "string"},
+                                    "description": "needed unless the decision is openbaar"},
+                        "spans": {"type": "array", "items": _ref("WooSpan"),
+                                  "description": "needed for deels_openbaar; within the "
+                                                 "text, not overlapping"},
+                        "note": {"type": "string", "maxLength": 4000},
+                    },
+                }}}},
+                "responses": {
+                    "200": _json({"allOf": [_ref("WooAssessment"), {
+                        "type": "object", "required": ["history"],
+                        "properties": {"history": {"type": "array",
+                                                   "items": _ref("WooAssessment")}},
+                    }]}, "the stored assessment and the document's history"),
+                    **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
+            }
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",
@@ -367,10 +551,12 @@ _DOCUMENT: dict[str, Any] = {
                 400: "bad input (malformed id, token, limit or query)",
                 401: "no or unknown access token",
                 403: "the caller's roster role is not archivist",
-                404: "not in the archive",
+                404: "not in the archive (or no such Woo request)",
+                409: "a Woo request with this reference exists already; nothing was changed",
                 410: "destroyed after its retention period",
                 413: "the upload is too large",
-                422: "nothing usable in the upload; nothing was changed",
+                422: "the input was refused (nothing usable in an upload; a Woo request or "
+                     "assessment that breaks a rule); nothing was changed",
                 503: "the archive, the archiver or the homeserver is unavailable",
             }.items()
         },

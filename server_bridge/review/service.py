@@ -252,6 +252,11 @@ class ReviewService:
                     ) from exc
             return self._archive
 
+    async def store(self) -> Archive:
+        """The archive, opened as a reader (503 when it is not available); for the Woo
+        service, which passes an access-logged actor to every call like this one does."""
+        return await self._get()
+
     def archive_exists(self) -> bool:
         return self._archive is not None or self._paths.database.exists()
 
@@ -263,7 +268,7 @@ class ReviewService:
     # ---- reads (each one access-logged by the store before it is served) -------------------
     async def rooms(self, reader: Reader) -> list[RoomSummary]:
         archive = await self._get()
-        with _store_errors():
+        with store_errors():
             rooms = await archive.list_rooms(reader.actor())
         self._names = {room.room_id: room.name for room in rooms}
         self._names_at = time.monotonic()
@@ -285,7 +290,7 @@ class ReviewService:
     ) -> tuple[list[StoredEvent], str | None]:
         archive = await self._get()
         try:
-            with _store_errors():
+            with store_errors():
                 return await archive.room_events(reader.actor(), room_id, after, limit)
         except ApiError as exc:
             if exc.status == 500 and after is not None and exc.errcode == "M_STORE":
@@ -294,7 +299,7 @@ class ReviewService:
 
     async def event(self, reader: Reader, event_id: str) -> StoredEvent:
         archive = await self._get()
-        with _store_errors():
+        with store_errors():
             return await archive.get_event(reader.actor(), event_id)
 
     async def events_by_id(
@@ -315,7 +320,7 @@ class ReviewService:
 
     async def attachment(self, reader: Reader, event_id: str) -> tuple[bytes, str, str]:
         archive = await self._get()
-        with _store_errors():
+        with store_errors():
             data, filename, mimetype = await archive.get_attachment(reader.actor(), event_id)
         return data, filename or "bijlage", mimetype or "application/octet-stream"
 
@@ -331,7 +336,7 @@ class ReviewService:
         limit: int,
     ) -> list[SearchHit]:
         archive = await self._get()
-        with _store_errors():
+        with store_errors():
             return await archive.search(
                 reader.actor(), q, room=room, sender=sender, from_ts=from_ts, to_ts=to_ts,
                 limit=limit,
@@ -341,7 +346,7 @@ class ReviewService:
         self, reader: Reader, *, limit: int, user_id: str | None, since_ts: int | None
     ) -> list[AccessEntry]:
         archive = await self._get()
-        with _store_errors():
+        with store_errors():
             return await archive.access_log(
                 reader.actor(), limit=limit, user_id=user_id, since_ts=since_ts
             )
@@ -353,7 +358,7 @@ class ReviewService:
         await self.room(reader, room_id)
         archive = await self._get()
         async with self._verify_lock:
-            with _store_errors():
+            with store_errors():
                 report = await archive.verify(room_id)
         problems = list(report.problems)
         result = report.rooms.get(room_id)
@@ -382,7 +387,7 @@ class ReviewService:
         archive = await self._get()
         cutoff_ms = int(((time.time() if now is None else now) - grace_seconds) * 1000)
         found: list[StoredEvent] = []
-        with _store_errors():
+        with store_errors():
             for session_id in sorted(await archive.undecryptable_session_ids(room_id)):
                 found.extend(
                     e for e in await archive.pending_by_session(session_id)
@@ -401,7 +406,7 @@ class ReviewService:
 
 
 @contextmanager
-def _store_errors() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
     """Map the store's typed exceptions to API errors (nothing of the store's message that
     could hold content is shown)."""
     try:

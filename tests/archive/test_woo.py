@@ -90,7 +90,8 @@ async def test_request_and_assessments_are_sealed_chained_and_logged(
     await reader.close()
     report = await writer.verify()
     assert report.ok, report
-    assert report.woo_log is not None and report.woo_log.entries == 3
+    assert report.woo_log is not None
+    assert report.woo_log.entries == 3
 
 
 @pytest.mark.parametrize("column", ["details", "user_id", "kind"])
@@ -110,13 +111,17 @@ async def test_tampering_with_a_woo_record_breaks_verify(
         forged = bytes(rows[1].details)[:-1] + bytes([bytes(rows[1].details)[-1] ^ 1])
         await backend.sql("UPDATE archive_woo_log SET details = :d WHERE seq = 2", d=forged)
     elif column == "user_id":
-        await backend.sql("UPDATE archive_woo_log SET user_id = '@ander:rijk.example' WHERE seq = 2")
+        await backend.sql(
+            "UPDATE archive_woo_log SET user_id = '@ander:rijk.example' WHERE seq = 2"
+        )
     else:
         await backend.sql("UPDATE archive_woo_log SET kind = 'request' WHERE seq = 2")
     report = await archive.verify()
     assert not report.ok
-    assert report.woo_log is not None and not report.woo_log.ok
-    assert report.woo_log.position == 2 and report.woo_log.kind == "modified"
+    assert report.woo_log is not None
+    assert not report.woo_log.ok
+    assert report.woo_log.position == 2
+    assert report.woo_log.kind == "modified"
 
 
 async def test_removing_the_newest_woo_record_breaks_verify(
@@ -131,7 +136,8 @@ async def test_removing_the_newest_woo_record_breaks_verify(
     await archive.checkpoint()
     await backend.sql("DELETE FROM archive_woo_log WHERE seq = 2")
     report = await archive.verify()
-    assert report.woo_log is not None and not report.woo_log.ok
+    assert report.woo_log is not None
+    assert not report.woo_log.ok
     assert report.woo_log.kind == "missing"
 
 
@@ -225,7 +231,8 @@ async def test_concurrent_readers_append_one_linear_chain(
         await reader.close()
     report = await writer.verify()
     assert report.ok, report
-    assert report.woo_log is not None and report.woo_log.entries == 6
+    assert report.woo_log is not None
+    assert report.woo_log.entries == 6
     history = await writer.woo_assessments(ARCHIVIST, request_id)
     assert sorted(a.event_id for a in history) == [f"$ev{n}:rijk.example" for n in range(1, 6)]
 
