@@ -17,6 +17,7 @@ from server_bridge.review.security import (
 )
 from server_bridge.review.service import review_ctx
 from server_bridge.review.ui import setup_ui, ui_error_middleware
+from server_bridge.review.woo_ui import setup_woo_ui
 
 __all__ = [
     "completeness_access_middleware",
@@ -32,3 +33,4 @@ def setup_review(app: web.Application) -> None:
     app.cleanup_ctx.append(review_ctx)
     setup_api(app)
     setup_ui(app)
+    setup_woo_ui(app)
