@@ -86,7 +86,8 @@ async def test_register_assess_and_preview_with_csrf(review_stack: ReviewStack) 
         text = "Goedemorgen, de begroting staat op de agenda."
         start = text.index("begroting")
         assess = {"besluit": "deels_openbaar", "grond": "5.1.2i",
-                  "weglakkingen": f"{start}-{start + 9}:5.1.2i", "toelichting": "", "anker": "doc-1"}
+                  "weglakkingen": f"{start}-{start + 9}:5.1.2i", "toelichting": "",
+                  "anker": "doc-1"}
         for bad in ({}, {"csrf": "fout"}):
             async with session.post(target, data={**assess, **bad},
                                     allow_redirects=False) as resp:
