@@ -94,6 +94,11 @@ class ArchiveApi:
     async def _get(self, path: str | tuple[str, ...], params: dict[str, Any] | None = None,
                    room_id: str | None = None) -> Any:
         """GET a path (a tuple of raw segments is quoted segment by segment)."""
+        return await self._call("GET", path, params, room_id)
+
+    async def _call(self, method: str, path: str | tuple[str, ...],
+                    params: dict[str, Any] | None = None, room_id: str | None = None,
+                    body: Any = None) -> Any:
         if isinstance(path, tuple):
             url = URL(self.base_url).joinpath(*path)
             path = "/" + "/".join(path)
@@ -104,17 +109,17 @@ class ArchiveApi:
             headers[PURPOSE_HEADER] = self._purpose
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         with reachable("the bridge", self.base_url):
-            async with self._session.get(url, params=query,
-                                         headers=headers) as resp:
+            async with self._session.request(method, url, params=query, headers=headers,
+                                             json=body) as resp:
                 try:
-                    body = await resp.json(content_type=None)
+                    answer = await resp.json(content_type=None)
                 except ValueError:
-                    body = None
+                    answer = None
                 status = resp.status
-        if status == 200:
-            return body
-        message = body.get("error") if isinstance(body, dict) else None
-        errcode = body.get("errcode") if isinstance(body, dict) else None
+        if status in (200, 201):
+            return answer
+        message = answer.get("error") if isinstance(answer, dict) else None
+        errcode = answer.get("errcode") if isinstance(answer, dict) else None
         if status == 401:
             raise NotLoggedInError("the bridge does not accept your session: "
                                    "run `rijkschat login`")
@@ -177,6 +182,45 @@ class ArchiveApi:
         if not isinstance(body, dict):
             raise ArchiveApiError("the archive API answered the audit with no report")
         return body
+
+    # ---- Woo requests and assessments ------------------------------------------------------
+    async def woo_create(self, *, reference: str, title: str, rooms: list[str],
+                         received: str | None = None, from_ts: int | None = None,
+                         to_ts: int | None = None, query: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"reference": reference, "title": title, "rooms": rooms}
+        extra = {"received": received, "from_ts": from_ts, "to_ts": to_ts, "query": query}
+        body.update({k: v for k, v in extra.items() if v is not None})
+        return _object(await self._call("POST", "/api/v1/woo/requests", body=body))
+
+    async def woo_requests(self) -> list[dict[str, Any]]:
+        return _list(await self._get("/api/v1/woo/requests"), "requests")
+
+    async def woo_request(self, request_id: str) -> dict[str, Any]:
+        return _object(await self._get(("api", "v1", "woo", "requests", request_id)))
+
+    async def woo_find(self, reference: str) -> dict[str, Any]:
+        """The request with this reference (or id), with its documents."""
+        for found in await self.woo_requests():
+            if reference in (found.get("reference"), found.get("id")):
+                return await self.woo_request(str(found["id"]))
+        raise ArchiveApiError(f"no Woo request with reference {reference}")
+
+    async def woo_assess(self, request_id: str, event_id: str, *, decision: str,
+                         grounds: list[str], spans: list[dict[str, Any]],
+                         note: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"decision": decision, "grounds": grounds}
+        if spans:
+            body["spans"] = spans
+        if note is not None:
+            body["note"] = note
+        path = ("api", "v1", "woo", "requests", request_id, "assessments", event_id)
+        return _object(await self._call("PUT", path, body=body))
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ArchiveApiError("the archive API answered without an object")
+    return body
 
 
 def _list(body: Any, key: str) -> list[dict[str, Any]]:

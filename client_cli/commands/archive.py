@@ -1,5 +1,5 @@
-"""archive rooms | show ROOM | search QUERY | verify ROOM | audit: for archivists, against
-the bridge's review API (with the archivist's own Matrix session)."""
+"""archive rooms | show ROOM | search QUERY | verify ROOM | audit | woo ...: for archivists,
+against the bridge's review API (with the archivist's own Matrix session)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,44 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=int, metavar="N")
     p.add_argument("--json", action="store_true")
     p.set_defaults(impl=audit)
+
+    woo = asub.add_parser("woo", help="Woo (Wet open overheid) requests and assessments")
+    wsub = woo.add_subparsers(dest="woo_command", required=True, metavar="COMMAND")
+    p = wsub.add_parser("create", parents=[common], help="register a Woo request")
+    p.add_argument("reference", metavar="REF", help="the request's reference, e.g. 2026-0412")
+    p.add_argument("--title", required=True, metavar="TEXT")
+    p.add_argument("--room", action="append", required=True, metavar="ROOM",
+                   help="a room in scope (id, alias or archived name); repeat for more")
+    p.add_argument("--received", metavar="DATE", help="date received (default: today)")
+    p.add_argument("--from", dest="from_date", metavar="DATE", help="YYYY-MM-DD[THH:MM]")
+    p.add_argument("--to", dest="to_date", metavar="DATE",
+                   help="YYYY-MM-DD[THH:MM] (a date alone: up to the end of that day)")
+    p.add_argument("--query", metavar="WORDS", help="only messages with all these words")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=woo_create)
+
+    p = wsub.add_parser("list", parents=[common], help="the Woo requests")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=woo_list)
+
+    p = wsub.add_parser("show", parents=[common],
+                        help="a request's documents in scope and their decisions")
+    p.add_argument("reference", metavar="REF")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=woo_show)
+
+    p = wsub.add_parser("assess", parents=[common], help="assess a document of a request")
+    p.add_argument("reference", metavar="REF")
+    p.add_argument("event_id", metavar="EVENT_ID")
+    p.add_argument("--decision", required=True,
+                   choices=("openbaar", "deels_openbaar", "niet_openbaar"))
+    p.add_argument("--ground", action="append", default=[], metavar="CODE",
+                   help="a Woo ground such as 5.1.2e; repeat for more")
+    p.add_argument("--span", action="append", default=[], metavar="START:END:GROUND",
+                   help="a withheld character range of the text; repeat for more")
+    p.add_argument("--note", metavar="TEXT")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=woo_assess)
 
 
 def _bridge(args: argparse.Namespace, session: Session) -> str:
@@ -277,3 +315,103 @@ def _details(details: Any) -> str:
     if isinstance(details, dict):
         return ", ".join(f"{k}={v}" for k, v in details.items() if v is not None)
     return "" if details is None else str(details)
+
+
+# ---- Woo ------------------------------------------------------------------------------------
+def _until_ms(date: str | None) -> int | None:
+    """``--to``: a date alone includes that whole day."""
+    if date is None:
+        return None
+    end = _ms(date, "--to")
+    assert end is not None
+    if "T" not in date and " " not in date:
+        end += 24 * 3600 * 1000 - 1
+    return end
+
+
+def _span(raw: str) -> dict[str, Any]:
+    parts = raw.split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2]:
+        raise UsageError(f"--span must be START:END:GROUND (e.g. 12:25:5.1.2e), not {raw!r}")
+    return {"start": int(parts[0]), "end": int(parts[1]), "ground": parts[2]}
+
+
+async def woo_create(args: argparse.Namespace) -> int:
+    session, api_cm = _open(args)
+    async with api_cm as api:
+        rooms = [await _resolve(api, session, room) for room in args.room]
+        created = await api.woo_create(
+            reference=args.reference, title=args.title, rooms=rooms, received=args.received,
+            from_ts=_ms(args.from_date, "--from"), to_ts=_until_ms(args.to_date),
+            query=args.query,
+        )
+    if args.json:
+        output.emit_json(created)
+    else:
+        output.line(Text("Woo-verzoek geregistreerd", style="bold green"),
+                    f": {created.get('reference')} (id {created.get('id')})")
+    return 0
+
+
+async def woo_list(args: argparse.Namespace) -> int:
+    _, api_cm = _open(args)
+    async with api_cm as api:
+        found = await api.woo_requests()
+    if args.json:
+        output.emit_json(found)
+    elif not found:
+        output.info("No Woo requests yet.")
+    else:
+        output.table(None, ("Kenmerk", "Titel", "Ontvangen", "Kamers", "Zoekterm", "Id"), [
+            (Text(str(r.get("reference")), style="bold"), str(r.get("title", "")),
+             str(r.get("received", "")), ", ".join(str(x) for x in r.get("rooms") or []),
+             str(r.get("query") or ""), Text(str(r.get("id")), style="dim"))
+            for r in found
+        ])
+    return 0
+
+
+def _decision(assessment: Any) -> str:
+    if not isinstance(assessment, dict):
+        return "niet beoordeeld"
+    text = str(assessment.get("decision", "")).replace("_", " ")
+    grounds = ", ".join(str(g) for g in assessment.get("grounds") or [])
+    return f"{text} ({grounds})" if grounds else text
+
+
+async def woo_show(args: argparse.Namespace) -> int:
+    _, api_cm = _open(args)
+    async with api_cm as api:
+        case = await api.woo_find(args.reference)
+    if args.json:
+        output.emit_json(case)
+        return 0
+    documents = [d for d in case.get("documents") or [] if isinstance(d, dict)]
+    output.line(Text(f"Woo-verzoek {case.get('reference')}", style="bold"),
+                f": {case.get('title')} · {len(documents)} documenten, "
+                f"{case.get('assessed', 0)} beoordeeld")
+    output.table(None, ("#", "Tijd", "Afzender", "Soort", "Besluit", "Tekst", "Event"), [
+        (str(n), output.timestamp(d.get("origin_server_ts"), seconds=False),
+         str(d.get("sender", "")), str(d.get("kind", "")), _decision(d.get("assessment")),
+         str(d.get("text", "")), str(d.get("event_id", "")))
+        for n, d in enumerate(documents, 1)
+    ])
+    return 0
+
+
+async def woo_assess(args: argparse.Namespace) -> int:
+    spans = [_span(raw) for raw in args.span]
+    _, api_cm = _open(args)
+    async with api_cm as api:
+        case = await api.woo_find(args.reference)
+        saved = await api.woo_assess(
+            str(case["id"]), args.event_id, decision=args.decision, grounds=args.ground,
+            spans=spans, note=args.note,
+        )
+    if args.json:
+        output.emit_json(saved)
+    else:
+        output.line(Text("Beoordeling vastgelegd", style="bold green"),
+                    f": {args.event_id} {_decision(saved)}"
+                    f" ({len(saved.get('history') or [])} beoordeling(en) in de geschiedenis)")
+    return 0
