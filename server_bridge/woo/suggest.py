@@ -383,6 +383,8 @@ def _name_patterns(display_name: str) -> tuple[re.Pattern[str] | None, re.Patter
     """(full-name pattern, family-name-alone pattern) of one display name; None where unused."""
     full = " ".join(unicodedata.normalize("NFC", _strip_brackets(display_name)).split())
     family = unicodedata.normalize("NFC", family_name(display_name))
+    if not full:
+        return None, None
     one_word = len(full.split()) == 1
     full_re = None if one_word else re.compile(_name_regex(full), re.IGNORECASE)
     family_re = None
@@ -404,8 +406,9 @@ def _names(text: str, names: Iterable[str]) -> Iterator[tuple[int, int]]:
         full_re, family_re = _name_patterns(name)
         if full_re is not None:
             for m in full_re.finditer(text):
-                yield m.span()
+                if m.end() > m.start():
+                    yield m.span()
         if family_re is not None:
             for m in family_re.finditer(text):
-                if _capitalised(m.group(0)):
+                if m.end() > m.start() and _capitalised(m.group(0)):
                     yield m.span()
