@@ -10,7 +10,7 @@ What is found (and what deliberately is not):
 - **telefoon**: Dutch numbers, national (``06-12345678``, ``020 123 4567``, ``(020) 123 4567``,
   ``0111 123 456``) or international (``+31 6 12345678``, ``+31 (0)20 ...``, ``0031 ...``).
   The area code is recognised, and the digits after it must be grouped as people write phone
-  numbers (8 = 8, 4+4, 2+2+2+2, 3+3+2, 2+3+3; 7 = 7, 3+4, 3+2+2; 6 = 6, 3+3, 2+2+2), so
+  numbers (8 = 8, 4+4, 4+2+2, 2+2+2+2, 3+3+2, 2+3+3; 7 = 7, 3+4, 3+2+2; 6 = 6, 3+3, 2+2+2), so
   dates (``06-12-2025 14:30``), amounts, times, case numbers (``2026-0412``) and longer digit
   runs are not hits. Service numbers (0800, 090x) are not personal data and are skipped.
 - **iban**: any country of the ISO 13616 registry, with or without spaces, any case; the
@@ -186,7 +186,7 @@ _TWO_DIGIT_CODES = frozenset(
     " 70 71 72 73 74 75 76 77 78 79 84 85 87 88".split()
 )
 _SUBSCRIBER_GROUPS: dict[int, frozenset[tuple[int, ...]]] = {
-    8: frozenset({(8,), (4, 4), (2, 2, 2, 2), (3, 3, 2), (2, 3, 3)}),
+    8: frozenset({(8,), (4, 4), (2, 2, 2, 2), (3, 3, 2), (2, 3, 3), (4, 2, 2)}),
     7: frozenset({(7,), (3, 4), (3, 2, 2)}),
     6: frozenset({(6,), (3, 3), (2, 2, 2)}),
 }

@@ -94,6 +94,9 @@ def test_no_email_without_an_address(text: str) -> None:
         ("06 12 34 56 78 of 06-123 456 78", ["06 12 34 56 78", "06-123 456 78"]),
         ("Vanuit Brussel: +31 6 12345678 of +31612345678", ["+31 6 12345678", "+31612345678"]),
         ("0031 6 12345678 werkt ook", ["0031 6 12345678"]),
+        ("+31 6 1234 5678, +316-12345678, 06-1234 56 78", ["+31 6 1234 5678", "+316-12345678",
+                                                          "06-1234 56 78"]),
+        ("tel:+31201234567 of +31 20 123 4567", ["+31201234567", "+31 20 123 4567"]),
         ("Secretariaat 020-1234567, receptie 070 123 4567.", ["020-1234567", "070 123 4567"]),
         ("Kantoor (020) 123 4567 of +31 (0)70 123 45 67",
          ["(020) 123 4567", "+31 (0)70 123 45 67"]),
@@ -125,6 +128,9 @@ def test_dutch_phone_numbers_are_found_exactly(text: str, expected: list[str]) -
         "06 1234 5678 9",
         "06-1234-56 78",
         "Postcode 2511 BT, huisnummer 06",
+        "ISBN 0-306-40615-2 en 90-6012-345-6",
+        "kantoortijden 0900-1700, toestel 1234",
+        "+32 2 123 45 67 is een Belgisch nummer",
     ],
 )
 def test_no_phone_number_in_dates_amounts_cases_and_long_runs(text: str) -> None:
@@ -516,8 +522,9 @@ def test_every_valid_iban_is_found(case: tuple[str, int, int]) -> None:
 
 @SETTINGS
 @given(iban=_iban_strategy(), data=st.data())
-def test_an_iban_with_one_character_changed_is_not_an_iban(iban: str, data: st.DataObject) -> None:
-    positions = [i for i, ch in enumerate(iban) if ch.isalnum() and i >= 2]
+def test_an_iban_with_one_digit_changed_is_not_an_iban(iban: str, data: st.DataObject) -> None:
+    # Mod 97 catches every single-digit error (a letter read as a digit, O for 0, it cannot).
+    positions = [i for i, ch in enumerate(iban) if ch.isdigit()]
     i = data.draw(st.sampled_from(positions))
     replacement = data.draw(st.sampled_from(string.digits).filter(lambda c: c != iban[i]))
     corrupted = iban[:i] + replacement + iban[i + 1 :]
