@@ -1,2 +1,1 @@
-"""Woo (Wet open overheid) disclosure: ground codes, requests and assessments of archived
-messages (cases), and the publication package. Each concern is its own module."""
+"""Woo (Wet open overheid): requests, assessments and publication packages."""
