@@ -1,0 +1,1 @@
+"""Woo (Wet open overheid): requests, assessments and publication packages."""
