@@ -40,7 +40,7 @@ def inventory_row(doc: WooDocument) -> list[str]:
     for span in a.spans:
         if span.ground not in grounds:
             grounds.append(span.ground)
-    for edit in doc.edits:
+    for edit in doc.edits if a.decision == "deels_openbaar" else ():
         for span in edit.spans or ():
             if span.ground not in grounds:
                 grounds.append(span.ground)

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,29 @@ def find_font_dir() -> Path:
         + ", ".join(str(d) for d in candidates)
         + "); install the Debian package fonts-dejavu-core (make fonts)"
     )
+
+
+def _codepoints(font_file: Path) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
+    with TTFont(str(font_file), lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
+def printable(text: str, covered: frozenset[int]) -> str:
+    """What the PDF can show of ``text``: tabs as spaces, control characters dropped, and a
+    character the font lacks (an emoji, CJK) as ``[U+1F44D]`` rather than silently nothing."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\n" or (code >= 0x20 and code in covered):
+            out.append(ch)
+        elif code < 0x20 or 0x7F <= code < 0xA0 or unicodedata.category(ch) in ("Cf", "Cs"):
+            continue
+        else:
+            out.append(f"[U+{code:04X}]")
+    return "".join(out)
 
 
 def pdf_file_name(reference: str) -> str:
@@ -140,6 +164,7 @@ class PdfBuilder:
         self.count = 0
         self._widths: dict[tuple[str, str, float], float] = {}
         fonts = font_dir or find_font_dir()
+        self._covered = _codepoints(fonts / FONT_FILES[""])
         pdf = _Doc(pkg.request.reference)
         for style, name in FONT_FILES.items():
             pdf.add_font(FAMILY, style, str(fonts / name))
@@ -190,7 +215,7 @@ class PdfBuilder:
                 line.append(Run(item.label, "B", 8, width, box=True))
                 x += width
                 continue
-            for piece in _TOKENS.split(item.text):
+            for piece in _TOKENS.split(printable(item.text, self._covered)):
                 if not piece:
                     continue
                 if piece == "\n":
@@ -266,7 +291,9 @@ class PdfBuilder:
                 out.append(Box(seg.ground))
 
     def _para(self, h: float, text: str) -> None:
-        self.pdf.multi_cell(0, h, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.multi_cell(
+            0, h, printable(text, self._covered), new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
 
     def _newline(self, h: float = LINE) -> None:
         self.pdf.ln(h)

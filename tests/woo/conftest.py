@@ -44,7 +44,9 @@ SECRET_EDIT = "Gewijzigdgeheimvoorstel"
 SECRET_IMAGE_NAME = "verborgenfotobestand.png"
 SECRET_ATTACHMENT_TEXT = "Vertrouwelijkbedrijfsrapport"
 SECRET_REACTION_NAME = "Reactiegeverdeverborgen"
+SECRET_IN_EDIT_SPAN = "Naamgeheimindebewerking"
 WITHHELD = (
+    SECRET_IN_EDIT_SPAN,
     PHONE,
     EMAIL,
     SECRET_OPINION,
@@ -64,6 +66,9 @@ PUBLIC = (
     "kaart-zuidas.png",
     "begroting-2026.pdf",
     "Ondersteuning Zuidas",
+    "Coördinatie met één café, geïnformeerd: ja",
+    "Nieuwe planning, afgestemd met",
+    "[U+1F44D] Arjen Adviseur",  # an emoji the font lacks, shown by its code point
 )
 
 
@@ -121,7 +126,7 @@ def sample_documents() -> list[WooDocument]:
     png = png_bytes()
     secret_png = png_bytes()[:-1] + b"\x00"  # different bytes, still withheld
     return [
-        _doc(1, PUBLIC[0], OPEN),
+        _doc(1, PUBLIC[0] + "\n" + PUBLIC[9] + ".", OPEN),
         _doc(2, PUBLIC[1] + " (zie bijlage).", OPEN),  # formatted: its plain body
         _doc(
             3,
@@ -136,7 +141,7 @@ def sample_documents() -> list[WooDocument]:
             sender_name="Arjen Adviseur",
             sender_function="beleidsadviseur",
             reply_to=ReplyRef("0003", "$event3"),
-            reactions=(Reaction("✓", "Mieke Minister"),),
+            reactions=(Reaction("✓", "Mieke Minister"), Reaction("👍", "Arjen Adviseur")),
         ),
         _doc(
             5,
@@ -191,6 +196,24 @@ def sample_documents() -> list[WooDocument]:
                 "application/pdf",
                 pdf_data + b"%x",
                 image=False,
+            ),
+        ),
+        _doc(
+            12,
+            "Planning volgt.",
+            Assessment("deels_openbaar", ("5.1.2e",), (Span(0, 8, "5.1.2e"),)),
+            edits=(
+                Edit(
+                    T0 + timedelta(minutes=12, seconds=40),
+                    f"{PUBLIC[10]} {SECRET_IN_EDIT_SPAN}.",
+                    (
+                        Span(
+                            len(PUBLIC[10]) + 1,
+                            len(PUBLIC[10]) + 1 + len(SECRET_IN_EDIT_SPAN),
+                            "5.1.2i",
+                        ),
+                    ),
+                ),
             ),
         ),
     ]

@@ -103,13 +103,13 @@ async def test_the_zip_holds_the_files_and_a_verifiable_manifest(
         "manifest.json",
         "manifest.sig",
     }
-    assert package["progress"] == list(range(1, 12))
+    assert package["progress"] == list(range(1, 13))
     manifest = json.loads(files["manifest.json"])
     assert manifest["request"]["reference"] == REFERENCE
     assert manifest["exported_by"] == "@archivaris:rijk.example"
     assert manifest["exported_at"].startswith("2026-12-01T12:00:00")
     assert manifest["archive_verification"]["ok"] is True
-    assert manifest["documents"] == 11
+    assert manifest["documents"] == 12
     listed = {f["name"]: f for f in manifest["files"]}
     assert set(listed) == {PDF_NAME, XLSX_NAME, CSV_NAME, CERT_NAME}
     import hashlib
@@ -165,9 +165,9 @@ async def test_the_pdf_shows_the_public_parts_and_the_grounds(package: dict[str,
     flat = " ".join(text.split())
     for public in PUBLIC:
         assert " ".join(public.split()) in flat, public
-    for n in range(1, 12):
+    for n in range(1, 13):
         assert f"Document {n:04d}" in text
-    for code in ("5.1.2e", "5.2", "5.1.1c"):
+    for code in ("5.1.2e", "5.2", "5.1.1c", "5.1.2i"):
         assert code in text
         assert GROUNDS[code][:30] in flat  # the legend spells the grounds out
     assert "Niet openbaar: 5.2" in text
@@ -281,7 +281,8 @@ def expected_rows() -> list[list[str]]:
     rows = []
     for d in sample_documents():
         a = d.assessment
-        grounds = list(dict.fromkeys([*a.grounds, *(s.ground for s in a.spans)]))
+        edit_spans = [s.ground for e in d.edits for s in e.spans or ()]
+        grounds = list(dict.fromkeys([*a.grounds, *(s.ground for s in a.spans), *edit_spans]))
         rows.append(
             [
                 d.number,
@@ -314,6 +315,7 @@ async def test_the_inventory_rows_match_the_assessments(package: dict[str, Any])
     assert by_number["0005"][5:] == ["deels openbaar", "5.1.2e", "ja"]
     assert by_number["0006"][5:] == ["niet openbaar", "5.2", "nee"]
     assert by_number["0008"][2] == "bijlage"
+    assert by_number["0012"][5:] == ["deels openbaar", "5.1.2e, 5.1.2i", "ja"]
 
 
 async def test_the_pades_signature_validates(package: dict[str, Any]) -> None:
