@@ -4,14 +4,19 @@ custody; and a control that the leak checks of test_package do see covered text.
 from __future__ import annotations
 
 import io
+import json
 import os
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import pypdf
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fpdf import FPDF
 
+from server_bridge.woo.manifest import verify_manifest
 from server_bridge.woo.model import Assessment, Span, WooModelError, WooRequestInfo
 from server_bridge.woo.package import build_package
 from server_bridge.woo.pdf import find_font_dir
@@ -29,13 +34,18 @@ from .conftest import SECRET_OPINION, package_input, sample_documents
 def _build(docs: list, pdf_identity: PdfSigningIdentity, tmp_path: Path, **kw: object) -> bytes:  # type: ignore[type-arg]
     out = io.BytesIO()
     signed: list[bytes] = []
+
+    def sign(data: bytes) -> bytes:
+        signed.append(data)
+        return b"x" * 64
+
     pkg = kw.pop("pkg", package_input())
     with pytest.raises(WooModelError) as info:
         build_package(
             pkg,  # type: ignore[arg-type]
             iter(docs),
             out,
-            sign_manifest=lambda data: signed.append(data) or b"x" * 64,  # type: ignore[func-returns-value]
+            sign_manifest=sign,
             pdf_identity=pdf_identity,
             workdir=tmp_path,
         )
@@ -120,3 +130,50 @@ def test_the_leak_check_sees_text_drawn_under_a_box() -> None:
     assert SECRET_OPINION.encode() not in data  # raw bytes alone would miss it
     text = pypdf.PdfReader(io.BytesIO(data)).pages[0].extract_text()
     assert SECRET_OPINION in text
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only, unseekable sink, like a streamed HTTP response body."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise OSError("unseekable")
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.chunks.append(bytes(data))
+        return len(data)
+
+
+def test_the_zip_streams_to_an_unseekable_sink(
+    pdf_identity: PdfSigningIdentity, tmp_path: Path
+) -> None:
+
+    key = Ed25519PrivateKey.generate()
+    sink = _Pipe()
+    result = build_package(
+        package_input(),
+        iter(sample_documents()),
+        sink,  # type: ignore[arg-type]
+        sign_manifest=key.sign,
+        pdf_identity=pdf_identity,
+        workdir=tmp_path,
+    )
+    assert len(sink.chunks) > 3
+    with zipfile.ZipFile(io.BytesIO(b"".join(sink.chunks))) as zf:
+        assert zf.testzip() is None
+        manifest = zf.read("manifest.json")
+        assert manifest == result.manifest
+        assert {f["name"] for f in json.loads(manifest)["files"]} <= set(zf.namelist())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert verify_manifest(pem, result.manifest, result.signature)
+    assert list(tmp_path.glob("woo-*")) == []  # the temporary directory is gone
