@@ -44,6 +44,10 @@ def inventory_row(doc: WooDocument) -> list[str]:
         for span in edit.spans or ():
             if span.ground not in grounds:
                 grounds.append(span.ground)
+    if a.decision != "niet_openbaar":
+        for code in (doc.sender_name_ground, *(r.sender_ground for r in doc.reactions)):
+            if code is not None and code not in grounds:
+                grounds.append(code)
     return [
         doc.number,
         doc.ts.strftime("%Y-%m-%d %H:%M:%S"),

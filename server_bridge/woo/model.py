@@ -71,6 +71,7 @@ class ReplyRef:
 class Reaction:
     key: str
     sender_name: str
+    sender_ground: str | None = None  # set: the reacting person's name is withheld on it
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class WooDocument:
     reactions: tuple[Reaction, ...] = ()
     attachment: AttachmentInfo | None = None
     deleted: bool = False  # redacted (removed) by its sender in Matrix
+    # set: the sender's name is withheld on this ground (e.g. 5.1.2e for an official who is
+    # not a key official); the function is still shown
+    sender_name_ground: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,9 @@ def check_document(doc: WooDocument, grounds: Mapping[str, str]) -> None:
     for code in a.grounds:
         if code not in grounds:
             raise WooModelError(f"document {doc.number}: unknown ground {code!r}")
+    for name_ground in (doc.sender_name_ground, *(r.sender_ground for r in doc.reactions)):
+        if name_ground is not None and name_ground not in grounds:
+            raise WooModelError(f"document {doc.number}: unknown ground {name_ground!r}")
     if a.decision != "openbaar" and not a.grounds:
         raise WooModelError(f"document {doc.number}: {a.decision} needs at least one ground")
     try:

@@ -340,11 +340,18 @@ class PdfBuilder:
             ]
         )
         withheld = a.decision == "niet_openbaar"
-        sender = doc.sender_function if withheld else f"{doc.sender_name} ({doc.sender_function})"
         decision = f"  ·  Besluit: {DECISION_LABELS[a.decision]}"
         if a.grounds:
             decision += f" ({', '.join(a.grounds)})"
-        self._flow([Text(f"Afzender: {sender}{decision}", "", 9)], SMALL)
+        sender: list[Item] = [Text("Afzender: ", "", 9)]
+        if withheld:
+            sender.append(Text(doc.sender_function, "", 9))
+        elif doc.sender_name_ground is not None:
+            self.used_grounds.add(doc.sender_name_ground)
+            sender += [Box(doc.sender_name_ground), Text(f" ({doc.sender_function})", "", 9)]
+        else:
+            sender.append(Text(f"{doc.sender_name} ({doc.sender_function})", "", 9))
+        self._flow([*sender, Text(decision, "", 9)], SMALL)
         if doc.reply_to is not None and not withheld:
             target = doc.reply_to.number or "buiten de reikwijdte"
             self._flow([Text(f"In antwoord op document {target}", "I", 9)], SMALL)
@@ -375,8 +382,15 @@ class PdfBuilder:
         if doc.attachment is not None:
             self._attachment(doc)
         if doc.reactions:
-            keys = ", ".join(f"{r.key} {r.sender_name}" for r in doc.reactions)
-            self._flow([Text(f"Reacties: {keys}", "", 9)], SMALL)
+            reactions: list[Item] = [Text("Reacties:", "", 9)]
+            for i, r in enumerate(doc.reactions):
+                reactions.append(Text(f"{',' if i else ''} {r.key} ", "", 9))
+                if r.sender_ground is not None:
+                    self.used_grounds.add(r.sender_ground)
+                    reactions.append(Box(r.sender_ground))
+                else:
+                    reactions.append(Text(r.sender_name, "", 9))
+            self._flow(reactions, SMALL)
         pdf.ln(3)
         self.count += 1
 

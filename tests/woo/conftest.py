@@ -45,7 +45,11 @@ SECRET_IMAGE_NAME = "verborgenfotobestand.png"
 SECRET_ATTACHMENT_TEXT = "Vertrouwelijkbedrijfsrapport"
 SECRET_REACTION_NAME = "Reactiegeverdeverborgen"
 SECRET_IN_EDIT_SPAN = "Naamgeheimindebewerking"
+SECRET_SENDER = "Sanne Verborgenambtenaar"
+SECRET_REACTING = "Reagerendeverborgen"
 WITHHELD = (
+    SECRET_SENDER,
+    SECRET_REACTING,
     SECRET_IN_EDIT_SPAN,
     PHONE,
     EMAIL,
@@ -127,7 +131,14 @@ def sample_documents() -> list[WooDocument]:
     secret_png = png_bytes()[:-1] + b"\x00"  # different bytes, still withheld
     return [
         _doc(1, PUBLIC[0] + "\n" + PUBLIC[9] + ".", OPEN),
-        _doc(2, PUBLIC[1] + " (zie bijlage).", OPEN),  # formatted: its plain body
+        _doc(  # formatted: its plain body; the sender is not a key official
+            2,
+            PUBLIC[1] + " (zie bijlage).",
+            OPEN,
+            sender_name=SECRET_SENDER,
+            sender_function="beleidsmedewerker",
+            sender_name_ground="5.1.2e",
+        ),
         _doc(
             3,
             PUBLIC[2],
@@ -141,7 +152,11 @@ def sample_documents() -> list[WooDocument]:
             sender_name="Arjen Adviseur",
             sender_function="beleidsadviseur",
             reply_to=ReplyRef("0003", "$event3"),
-            reactions=(Reaction("✓", "Mieke Minister"), Reaction("👍", "Arjen Adviseur")),
+            reactions=(
+                Reaction("✓", "Mieke Minister"),
+                Reaction("👍", "Arjen Adviseur"),
+                Reaction("✓", SECRET_REACTING, "5.1.2e"),
+            ),
         ),
         _doc(
             5,

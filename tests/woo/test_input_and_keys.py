@@ -81,6 +81,14 @@ def test_a_bad_assessment_is_refused(
     assert number.encode() in error
 
 
+def test_an_unknown_ground_on_a_sender_name_is_refused(
+    pdf_identity: PdfSigningIdentity, tmp_path: Path
+) -> None:
+    docs = sample_documents()
+    docs[0] = replace(docs[0], sender_name_ground="9.9")
+    assert b"unknown ground '9.9'" in _build(docs, pdf_identity, tmp_path)
+
+
 def test_documents_out_of_time_order_are_refused(
     pdf_identity: PdfSigningIdentity, tmp_path: Path
 ) -> None:

@@ -173,6 +173,8 @@ async def test_the_pdf_shows_the_public_parts_and_the_grounds(package: dict[str,
     assert "Niet openbaar: 5.2" in text
     assert "[Bericht verwijderd door de afzender]" in text
     assert "In antwoord op document 0003" in text
+    assert "Afzender: 5.1.2e (beleidsmedewerker)" in flat  # the name is a box
+    assert "[U+1F44D] Arjen Adviseur, ✓ 5.1.2e" in flat  # so is a reacting person's
     assert "Bewerkt op 02-03-2026 09:03:30" in text
     # the PDF attachment is listed with its SHA-256; the image is embedded
     docs = {d.number: d for d in sample_documents()}
@@ -282,7 +284,11 @@ def expected_rows() -> list[list[str]]:
     for d in sample_documents():
         a = d.assessment
         edit_spans = [s.ground for e in d.edits for s in e.spans or ()]
-        grounds = list(dict.fromkeys([*a.grounds, *(s.ground for s in a.spans), *edit_spans]))
+        names = [d.sender_name_ground, *(r.sender_ground for r in d.reactions)]
+        names = [] if a.decision == "niet_openbaar" else [g for g in names if g]
+        grounds = list(
+            dict.fromkeys([*a.grounds, *(s.ground for s in a.spans), *edit_spans, *names])
+        )
         rows.append(
             [
                 d.number,
@@ -316,6 +322,7 @@ async def test_the_inventory_rows_match_the_assessments(package: dict[str, Any])
     assert by_number["0006"][5:] == ["niet openbaar", "5.2", "nee"]
     assert by_number["0008"][2] == "bijlage"
     assert by_number["0012"][5:] == ["deels openbaar", "5.1.2e, 5.1.2i", "ja"]
+    assert by_number["0002"][4:] == ["beleidsmedewerker", "openbaar", "5.1.2e", "ja"]
 
 
 async def test_the_pades_signature_validates(package: dict[str, Any]) -> None:
