@@ -46,6 +46,7 @@ LINE = 5.0
 SMALL = 4.2
 MAX_IMAGE_W = 90.0
 MAX_IMAGE_H = 90.0
+MAX_IMAGE_PX = 1600
 
 
 class WooFontError(RuntimeError):
@@ -416,7 +417,8 @@ class PdfBuilder:
                 img.load()
                 width, height = img.size
                 rgb = img.convert("RGB")  # PDF/A: no alpha surprises, one colour space
-        except (OSError, ValueError):
+            rgb.thumbnail((MAX_IMAGE_PX, MAX_IMAGE_PX))  # bounded size in the file and memory
+        except (OSError, ValueError, Image.DecompressionBombError):
             log.warning("an attachment could not be read as an image; listed instead")
             return False
         scale = min(MAX_IMAGE_W / width, MAX_IMAGE_H / height, 0.35)

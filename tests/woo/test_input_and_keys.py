@@ -185,3 +185,29 @@ def test_the_zip_streams_to_an_unseekable_sink(
     )
     assert verify_manifest(pem, result.manifest, result.signature)
     assert list(tmp_path.glob("woo-*")) == []  # the temporary directory is gone
+
+
+def test_an_unreadable_image_is_listed_not_embedded(
+    pdf_identity: PdfSigningIdentity, tmp_path: Path
+) -> None:
+    """Bytes that claim to be an image but are not: the file is listed with its hash."""
+    docs = sample_documents()
+    image_doc = next(d for d in docs if d.number == "0008")
+    assert image_doc.attachment is not None
+    broken = replace(image_doc.attachment, image_bytes=b"\x89PNG not really")
+    docs[docs.index(image_doc)] = replace(image_doc, attachment=broken)
+    out = io.BytesIO()
+    build_package(
+        package_input(),
+        iter(docs),
+        out,
+        sign_manifest=Ed25519PrivateKey.generate().sign,
+        pdf_identity=pdf_identity,
+        workdir=tmp_path,
+    )
+    with zipfile.ZipFile(out) as zf:
+        reader = pypdf.PdfReader(io.BytesIO(zf.read("besluit-bijlage-2026-0412.pdf")))
+    assert [img for page in reader.pages for img in page.images] == []
+    text = "".join(page.extract_text() for page in reader.pages).replace("\n", "")
+    assert "kaart-zuidas.png" in text
+    assert broken.sha256 in text
