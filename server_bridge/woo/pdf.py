@@ -19,9 +19,8 @@ from datetime import datetime
 from pathlib import Path
 
 from fpdf import FPDF
-from fpdf.enums import OutputIntentSubType, XPos, YPos
-from fpdf.output import PDFICCProfile
-from PIL import Image, ImageCms
+from fpdf.enums import XPos, YPos
+from PIL import Image
 
 from .model import (
     DECISION_LABELS,
@@ -176,15 +175,7 @@ class PdfBuilder:
         pdf.set_lang("nl-NL")
         pdf.set_creation_date(pkg.export.exported_at)
         pdf.set_auto_page_break(True, margin=15)
-        srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-        pdf.add_output_intent(
-            OutputIntentSubType.PDFA,
-            output_condition_identifier="sRGB",
-            output_condition="sRGB",
-            registry_name="http://www.color.org",
-            dest_output_profile=PDFICCProfile(contents=srgb, n=3, alternate="DeviceRGB"),
-            info="sRGB",
-        )
+        # PDF/A-2B: fpdf2 embeds its sRGB2014 output intent and writes the XMP identification
         self.pdf = pdf
         pdf.add_page()
         self._cover()

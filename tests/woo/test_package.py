@@ -198,6 +198,8 @@ async def test_the_pdf_shows_the_public_parts_and_the_grounds(package: dict[str,
     assert all("/FontFile2" in f for f in fonts)
     xmp = reader.xmp_metadata
     assert xmp is not None
+    intents = reader.trailer["/Root"]["/OutputIntents"]
+    assert intents[0].get_object()["/OutputConditionIdentifier"] == "sRGB"
     packet = xmp.stream.get_data()
     assert re.search(rb'pdfaid:part(>|=")2', packet), packet
     assert re.search(rb'pdfaid:conformance(>|=")B', packet), packet
