@@ -7,7 +7,7 @@ ARGS   ?=
 PYTEST_ARGS ?=
 CODE   := server_bridge archiver_bot client_cli
 
-.PHONY: up test install lint services browser clean
+.PHONY: up test install lint services browser fonts clean
 
 # (Re)install when the venv is missing or pyproject/constraints changed since the last install.
 $(STAMP): pyproject.toml constraints.txt
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-up: $(STAMP)
+up: $(STAMP) fonts
 	$(BIN)/rijkschat-server up $(ARGS)
 
 # The services the tests talk to: the machine's PostgreSQL (started if it is down).
@@ -35,12 +35,18 @@ browser:
 	  echo "installing Chromium for the browser tests"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
+# The Woo publication PDF embeds DejaVu Sans from Debian's fonts-dejavu-core.
+fonts:
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { \
+	  echo "installing fonts-dejavu-core for the Woo publication PDF"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-dejavu-core; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE) tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) services browser lint
+test: $(STAMP) services browser fonts lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

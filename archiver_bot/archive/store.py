@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 from collections.abc import Sequence
@@ -80,6 +81,19 @@ class Archive:
     @property
     def public_key_pem(self) -> str:
         return public_pem(self._ctx.signer.public_key)
+
+    def sign_detached(self, data: bytes) -> bytes:
+        """A detached Ed25519 signature over ``data`` (e.g. a Woo package's manifest.json) by
+        the checkpoint signing key; verify with the PEM key ``export-public-key`` prints.
+        Data shaped like a checkpoint payload is refused, so that this can never produce a
+        checkpoint signature."""
+        try:
+            parsed = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            parsed = None
+        if isinstance(parsed, dict) and {"v", "archive", "seq"} & parsed.keys():
+            raise ArchiveError("refusing to sign data shaped like a checkpoint payload")
+        return self._ctx.signer.sign(data)
 
     # ---- write API (the bot) -------------------------------------------------------------
     async def ingest(
