@@ -243,7 +243,7 @@ async def _woo_case(
             "kinds": KIND_LABELS,
             "suggestion_kinds": SUGGESTION_KINDS,
             "error": error,
-            "error_event": state["event_id"] if state else None,
+            "error_event": state["event_id"] if state and error else None,
         },
         session,
         status,

@@ -167,6 +167,7 @@ async def test_form_preview_save_csrf_and_bad_input(review_stack: ReviewStack) -
         assert word not in draft
         assert NAME in draft  # not accepted: the suggestion stays a suggestion
         assert "Voorbeeld (niet opgeslagen)" in block
+        assert "has-error" not in block  # a preview is not an error
         # the form keeps the choice, now as spans; the ticked suggestion stays ticked
         spans_text = (f"{phone_at}-{phone_at + len(PHONE)}:5.1.2e\n"
                       f"{word_at}-{word_at + len(word)}:5.1.2i")
@@ -194,6 +195,7 @@ async def test_form_preview_save_csrf_and_bad_input(review_stack: ReviewStack) -
                     page = await resp.text()
                 assert message in html_lib.unescape(page), (change, message)
                 assert 'class="woo-preview draft"' not in page
+                assert "has-error" in article(page, event_id)
         assert (await stored())["history"] == []
 
         # Opslaan: stored with the accepted suggestion and the withheld word only
