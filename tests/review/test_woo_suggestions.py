@@ -13,6 +13,7 @@ from typing import Any
 
 from archiver_bot.archive import ArchivePaths, open_archive
 from tests.review.conftest import ReviewStack, _ev
+from tests.review.test_openapi import validate
 from tests.review.test_ui import browser, csrf_of, login
 from tests.review.test_woo_api import call, case, create, doc, q
 
@@ -237,3 +238,18 @@ async def test_begin_end_entry_and_single_ground_default(review_stack: ReviewSta
     assert assessment["spans"] == [
         {"start": name_at, "end": name_at + len(NAME), "ground": "5.1.2e"}
     ]
+
+
+async def test_answers_match_the_openapi_document(review_stack: ReviewStack) -> None:
+    stack = review_stack
+    room, event_id = await add_message(stack)
+    made = await create(stack, rooms=[room])
+    _, document, _ = await stack.get("/api/v1/openapi.json")
+    body = await case(stack, made["id"])
+    assert doc(body, event_id)["suggestions"]
+    validate(document, "/api/v1/woo/requests/{request_id}", body)
+    path = f"/api/v1/woo/requests/{made['id']}/documents/{q(event_id)}/suggestions"
+    status, got = await call(stack, "GET", path)
+    assert status == 200
+    validate(document,
+             "/api/v1/woo/requests/{request_id}/documents/{event_id}/suggestions", got)
