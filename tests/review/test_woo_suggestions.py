@@ -7,11 +7,14 @@ input is a clear 422 with nothing stored, and suggestions are never stored by th
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 from archiver_bot.archive import ArchivePaths, open_archive
+from server_bridge.woo.service import suggestion_names
 from tests.review.conftest import ReviewStack, _ev
 from tests.review.test_openapi import validate
 from tests.review.test_ui import browser, csrf_of, login
@@ -253,3 +256,20 @@ async def test_answers_match_the_openapi_document(review_stack: ReviewStack) -> 
     assert status == 200
     validate(document,
              "/api/v1/woo/requests/{request_id}/documents/{event_id}/suggestions", got)
+
+
+def test_suggestion_names_from_the_public_roster(tmp_path: Path) -> None:
+    assert suggestion_names(tmp_path) == []  # no roster: only the patterns are suggested
+    (tmp_path / "roster.json").write_text("{niet json")
+    assert suggestion_names(tmp_path) == []
+    users = [
+        {"user_id": "@minister:x", "role": "key_official", "display_name": "Minister Visser"},
+        {"user_id": "@beleid1:x", "role": "official", "display_name": "Beleidsmedewerker Jansen"},
+        {"user_id": "@archivaris:x", "role": "archivist", "display_name": "Archivaris Bakker"},
+        {"user_id": "@rijksarchief:x", "role": "archiver",
+         "display_name": "Rijksarchief (archivering)"},
+        {"user_id": "@vreemd:x", "role": "onbekend", "display_name": "Vreemde Rol"},
+        {"role": "official", "display_name": "Zonder Id"},
+    ]
+    (tmp_path / "roster.json").write_text(json.dumps({"server_name": "x", "users": users}))
+    assert suggestion_names(tmp_path) == ["Beleidsmedewerker Jansen", "Archivaris Bakker"]
