@@ -101,10 +101,24 @@ _SCHEMAS: dict[str, Any] = {
             "assessed_ts": {"type": "integer"},
         },
     },
+    "WooSuggestion": {
+        "type": "object",
+        "description": "a suggested span (personal data, ground 5.1.2e); only a suggestion: "
+                       "never stored until the archivist includes it in an assessment",
+        "required": ["start", "end", "kind", "ground", "reason", "text"],
+        "properties": {
+            "start": {"type": "integer", "minimum": 0},
+            "end": {"type": "integer", "minimum": 1},
+            "kind": {"type": "string", "enum": ["email", "telefoon", "iban", "bsn", "naam"]},
+            "ground": {"type": "string", "enum": ["5.1.2e"]},
+            "reason": {"type": "string", "description": "why (Dutch)"},
+            "text": {"type": "string", "description": "the text the span would withhold"},
+        },
+    },
     "WooDocument": {
         "type": "object",
         "required": ["event_id", "room_id", "sender", "origin_server_ts", "type", "kind",
-                     "text", "assessment", "history"],
+                     "text", "assessment", "history", "suggestions"],
         "properties": {
             "event_id": {"type": "string"},
             "room_id": {"type": "string"},
@@ -121,6 +135,8 @@ _SCHEMAS: dict[str, Any] = {
                                      {"type": "null"}]},
             "history": {"type": "array",
                         "items": {"$ref": "#/components/schemas/WooAssessment"}},
+            "suggestions": {"type": "array",
+                            "items": {"$ref": "#/components/schemas/WooSuggestion"}},
         },
     },
     "Error": {
@@ -527,6 +543,24 @@ _DOCUMENT: dict[str, Any] = {
                                                    "items": _ref("WooAssessment")}},
                     }]}, "the stored assessment and the document's history"),
                     **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
+            }
+        },
+        "/api/v1/woo/requests/{request_id}/documents/{event_id}/suggestions": {
+            "get": {
+                "operationId": "wooSuggestions",
+                "summary": "Suggested 5.1.2e spans of a document (e-mail addresses, phone "
+                           "numbers, IBANs, BSNs, names of officials who are not key officials "
+                           "from the roster); nothing is stored",
+                "parameters": [_REQUEST_ID, _EVENT_ID, _PURPOSE],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["event_id", "suggestions"],
+                                  "properties": {
+                                      "event_id": {"type": "string"},
+                                      "suggestions": {"type": "array",
+                                                      "items": _ref("WooSuggestion")}}},
+                                 "the suggestions"),
+                    **_errors(401, 403, 404, 422, 503),
                 },
             }
         },

@@ -12,6 +12,7 @@ from aiohttp import web
 from server_bridge.review.api import archivist_reader
 from server_bridge.review.service import REVIEW
 from server_bridge.web.api_errors import ApiError, Handler
+from server_bridge.web.keys import SETTINGS
 from server_bridge.woo.grounds import GROUNDS
 from server_bridge.woo.service import (
     WooService,
@@ -20,6 +21,8 @@ from server_bridge.woo.service import (
     parse_assessment,
     parse_new_request,
     request_to_dict,
+    suggestion_names,
+    suggestions,
 )
 
 MAX_BODY_BYTES = 256 * 1024
@@ -57,7 +60,20 @@ async def get_requests(request: web.Request) -> web.Response:
 async def get_request(request: web.Request) -> web.Response:
     reader = await archivist_reader(request)
     case = await woo_service(request).case(reader, request.match_info["request_id"])
-    return web.json_response(case_to_dict(case))
+    names = suggestion_names(request.app[SETTINGS].data_dir)
+    return web.json_response(case_to_dict(case, names))
+
+
+async def get_suggestions(request: web.Request) -> web.Response:
+    """Suggested 5.1.2e spans of one document (only suggestions: nothing is stored)."""
+    reader = await archivist_reader(request)
+    service = woo_service(request)
+    found = await service.request(reader, request.match_info["request_id"])
+    doc = await service.document(reader, found, request.match_info["event_id"])
+    names = suggestion_names(request.app[SETTINGS].data_dir)
+    return web.json_response(
+        {"event_id": doc.event.event_id, "suggestions": suggestions(doc.text, names)}
+    )
 
 
 async def put_assessment(request: web.Request) -> web.Response:
@@ -97,4 +113,6 @@ WOO_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/v1/woo/requests", get_requests),
     ("GET", "/api/v1/woo/requests/{request_id}", get_request),
     ("PUT", "/api/v1/woo/requests/{request_id}/assessments/{event_id}", put_assessment),
+    ("GET", "/api/v1/woo/requests/{request_id}/documents/{event_id}/suggestions",
+     get_suggestions),
 ]

@@ -13,10 +13,12 @@ offsets are character (code point) offsets into the document's *text*: the messa
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from archiver_bot.archive import (
@@ -31,8 +33,10 @@ from archiver_bot.archive import (
     WooSpan,
 )
 from server_bridge.review.service import MAX_TS, Reader, ReviewService, store_errors
+from server_bridge.roster import Role, Roster, RosterEntry
 from server_bridge.web.api_errors import ApiError
 from server_bridge.woo.grounds import UnknownGroundError, validate_grounds
+from server_bridge.woo.suggest import names_to_suggest, suggest_spans
 
 #: event types that are documents of a Woo request (besides undecryptable messages)
 DOCUMENT_TYPES = ("m.room.message", "m.sticker")
@@ -151,7 +155,50 @@ def request_to_dict(r: WooRequest) -> dict[str, Any]:
     }
 
 
-def document_to_dict(d: Document) -> dict[str, Any]:
+# ---- suggestions (never stored: the archivist accepts or rejects each) ----------------------
+ROSTER_FILE = "roster.json"
+
+
+def roster_from_public(data: object) -> Roster:
+    """The roster from the public ``roster.json`` (``users``: user_id, role, display_name);
+    entries that cannot be read (or roles this bridge does not know) are left out."""
+    entries: list[RosterEntry] = []
+    users = data.get("users") if isinstance(data, Mapping) else None
+    for user in users if isinstance(users, list) else []:
+        if not isinstance(user, Mapping):
+            continue
+        user_id, name, role = user.get("user_id"), user.get("display_name"), user.get("role")
+        if not isinstance(user_id, str) or not isinstance(name, str):
+            continue
+        try:
+            parsed = Role(str(role))
+        except ValueError:
+            continue
+        entries.append(RosterEntry(user_id[1:].split(":", 1)[0], name, parsed))
+    return Roster(tuple(entries))
+
+
+def suggestion_names(data_dir: Path) -> list[str]:
+    """The names whose mention is suggested for 5.1.2e: officials and archivists of the
+    roster (not key officials, not the archiver bot). No roster: no name suggestions."""
+    try:
+        data = json.loads((data_dir / ROSTER_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    return names_to_suggest(roster_from_public(data))
+
+
+def suggestions(text: str, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Suggested 5.1.2e spans of a document's text, each with the text it would withhold."""
+    out = []
+    for s in suggest_spans(text, names):
+        item = s.as_dict()
+        item["text"] = text[s.start:s.end]
+        out.append(item)
+    return out
+
+
+def document_to_dict(d: Document, names: Sequence[str] | None = None) -> dict[str, Any]:
     e = d.event
     return {
         "event_id": e.event_id,
@@ -167,12 +214,13 @@ def document_to_dict(d: Document) -> dict[str, Any]:
         "replaces": _rel(e).get("event_id") if is_edit(e) else None,
         "assessment": None if d.current is None else assessment_to_dict(d.current),
         "history": [assessment_to_dict(a) for a in d.history],
+        "suggestions": [] if names is None else suggestions(d.text, names),
     }
 
 
-def case_to_dict(case: Case) -> dict[str, Any]:
+def case_to_dict(case: Case, names: Sequence[str] | None = None) -> dict[str, Any]:
     body = request_to_dict(case.request)
-    body["documents"] = [document_to_dict(d) for d in case.documents]
+    body["documents"] = [document_to_dict(d, names) for d in case.documents]
     body["assessed"] = sum(1 for d in case.documents if d.current is not None)
     body["outside_scope"] = [assessment_to_dict(a) for a in case.outside]
     return body
@@ -311,6 +359,22 @@ def check_spans_fit(spans: list[WooSpan], text: str) -> None:
                 f"span {span.start}-{span.end} lies outside the message text "
                 f"({len(text)} characters)"
             )
+
+
+def resolve_text(text: str, wanted: str) -> tuple[int, int]:
+    """The offsets of ``wanted`` in the text: it must occur exactly once (422 otherwise)."""
+    if not wanted:
+        raise invalid("the text to withhold is empty")
+    at = text.find(wanted)
+    if at < 0:
+        raise invalid(f"the text to withhold does not occur in the message: {wanted!r}")
+    count = text.count(wanted)
+    if count > 1:
+        raise invalid(
+            f"the text to withhold occurs {count} times in the message: {wanted!r}; "
+            "give its start and end instead"
+        )
+    return at, at + len(wanted)
 
 
 class WooService:
@@ -500,5 +564,8 @@ __all__ = [
     "parse_assessment",
     "parse_new_request",
     "request_to_dict",
+    "resolve_text",
     "segments",
+    "suggestion_names",
+    "suggestions",
 ]
