@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -79,10 +80,11 @@ class ExportJobs:
         return job
 
     async def close(self) -> None:
-        for job in list(self.jobs.values()):
-            if job.task is not None and not job.task.done():
-                job.task.cancel()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        running = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.to_thread(shutil.rmtree, self.directory, ignore_errors=True)
 
 
 EXPORT_JOBS = web.AppKey("woo_export_jobs", ExportJobs)
@@ -96,7 +98,9 @@ async def _write_package(request: web.Request, reader: Reader, request_id: str) 
                                                                                            str,
                                                                                            int]:
     directory = request.app[EXPORT_JOBS].workdir()
-    out = Path(tempfile.mkstemp(prefix="export-", suffix=".zip", dir=directory)[1])
+    fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=directory)
+    os.close(fd)
+    out = Path(name)
     try:
         case, result = await export_case(
             request.app[REVIEW], reader, request_id, _data_dir(request), out

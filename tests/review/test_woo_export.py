@@ -80,7 +80,9 @@ def _span(text: str, part: str, ground: str) -> dict[str, Any]:
     return {"start": start, "end": start + len(part), "ground": ground}
 
 
-async def assessed_request(stack: ReviewStack) -> dict[str, Any]:
+async def assessed_request(
+    stack: ReviewStack, overrides: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     made = await create(stack)
     body = await case(stack, made["id"])
     texts = {d["event_id"]: d["text"] for d in body["documents"]}
@@ -105,6 +107,7 @@ async def assessed_request(stack: ReviewStack) -> dict[str, Any]:
         "undecryptable": {"decision": "niet_openbaar", "grounds": ["5.1.2e"]},
         "cafe": {"decision": "openbaar"},
     }
+    plan.update(overrides or {})
     for label, assessment in plan.items():
         await assess(stack, made["id"], label, assessment)
     body = await case(stack, made["id"])
@@ -329,7 +332,7 @@ async def test_the_ui_job_with_csrf_status_and_download(review_stack: ReviewStac
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             assert f"besluit-bijlage-{body['reference']}.pdf" in zf.namelist()
             assert_clean("the job's ZIP", zf.read(f"besluit-bijlage-{body['reference']}.pdf"))
-    # another archivist session or no session cannot fetch it
+    # without a session the download is refused
     async with await browser(stack) as other:
         async with other.get(f"{job_url}/download", allow_redirects=False) as resp:
             assert resp.status == 303
@@ -345,3 +348,34 @@ async def test_an_unknown_request_starts_no_job(review_stack: ReviewStack) -> No
         async with session.post(f"/archief/woo/{secrets.token_hex(8)}/publicatiepakket",
                                 data={"csrf": csrf}, allow_redirects=False) as resp:
             assert resp.status == 404
+
+
+async def test_a_withheld_edit_is_withheld_under_a_public_message(
+    review_stack: ReviewStack,
+) -> None:
+    body = await assessed_request(review_stack, {
+        "edit": {"decision": "niet_openbaar", "grounds": ["5.2"]},
+    })
+    data, _ = await export(review_stack, body["id"])
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        pdf = zf.read(f"besluit-bijlage-{body['reference']}.pdf")
+        table = list(csv.reader(io.StringIO(
+            zf.read(f"inventarislijst-{body['reference']}.csv").decode("utf-8-sig")),
+            delimiter=";"))
+    flat = " ".join(pdf_text(pdf).split())
+    assert "Vergadering om 10 uur" in flat  # the message itself is public
+    assert "Vergadering om 11 uur" not in flat
+    assert "om 11 uur" not in flat
+    assert_clean("the PDF", pdf)
+    edited = table[1:][5]
+    # the edit's ground, and 5.1.2e for the reacting official's name
+    assert edited[5:] == ["deels openbaar", "5.2, 5.1.2e", "ja"]
+
+
+def test_file_names_from_references() -> None:
+    from server_bridge.woo.export import file_reference, zip_name
+
+    assert zip_name("2026-0412") == "woo-2026-0412.zip"
+    assert file_reference("2026/12") == "2026-12"
+    assert file_reference("../x") == "x"
+    assert zip_name("a\"b") == "woo-a-b.zip"
