@@ -100,3 +100,55 @@ async def test_export_writes_a_valid_package(clis: dict[str, Cli], tmp_path: Pat
                                         str(missing), ok=False)
     assert "archivists only" in one_error_line(result)
     assert not missing.exists()
+
+
+def _png(path: Path) -> bytes:
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(path, format="PNG")
+    return path.read_bytes()
+
+
+async def test_an_image_sent_with_the_cli_is_embedded(
+    clis: dict[str, Cli], tmp_path: Path
+) -> None:
+    room = (await clis["minister"].run("create", f"Woo beeld {secrets.token_hex(3)}")).line
+    word = f"grafiek{secrets.token_hex(4)}"
+    image = tmp_path / f"{word}.png"
+    data = _png(image)
+    event_id = (await clis["minister"].run("send", room, "--file", str(image))).line
+    archivist = clis["archivaris"]
+    reference = f"2026-{secrets.token_hex(3)}"
+    await archivist.run("archive", "woo", "create", reference, "--title", "Beeld",
+                        "--room", room)
+    for _ in range(60):
+        case = (await archivist.run("archive", "woo", "show", reference, "--json")).json()
+        if event_id in {d["event_id"] for d in case["documents"]}:
+            break
+        await asyncio.sleep(0.5)
+    for d in case["documents"]:
+        await archivist.run("archive", "woo", "assess", reference, d["event_id"],
+                            "--decision", "openbaar")
+    # the archiver fetches the encrypted file after the event: export until it is in
+    pdf = b""
+    for attempt in range(60):
+        out = tmp_path / f"pakket-{attempt}.zip"
+        await archivist.run("archive", "woo", "export", reference, "--out", str(out))
+        with zipfile.ZipFile(out) as zf:
+            pdf = zf.read(f"besluit-bijlage-{reference}.pdf")
+        if hashlib.sha256(data).hexdigest() in _text(pdf):
+            break
+        await asyncio.sleep(1)
+    text = _text(pdf)
+    assert hashlib.sha256(data).hexdigest() in text
+    assert f"{word}.png" in text
+    images = [img for page in pypdf.PdfReader(io.BytesIO(pdf)).pages for img in page.images]
+    assert len(images) == 1
+    assert images[0].image is not None
+    assert images[0].image.size == (40, 30)
+
+
+def _text(pdf: bytes) -> str:
+    return " ".join(
+        "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages).split()
+    )
