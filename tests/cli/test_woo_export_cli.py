@@ -152,3 +152,50 @@ def _text(pdf: bytes) -> str:
     return " ".join(
         "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages).split()
     )
+
+
+async def test_a_progress_bar_on_a_terminal(clis: dict[str, Cli], tmp_path: Path) -> None:
+    """On a terminal (a real pty) the export shows rich's progress bar with the document
+    count; the final lines still give the SHA-256 and size."""
+    import os
+    import pty
+    import sys
+
+    room = (await clis["minister"].run("create", f"Woo tty {secrets.token_hex(3)}")).line
+    word = f"voortgang{secrets.token_hex(4)}"
+    event_id = (await clis["minister"].run("send", room, f"De {word} is goed")).line
+    archivist = clis["archivaris"]
+    await archived(archivist, word)
+    reference = f"2026-{secrets.token_hex(3)}"
+    await archivist.run("archive", "woo", "create", reference, "--title", "Tty",
+                        "--room", room, "--query", word)
+    await archivist.run("archive", "woo", "assess", reference, event_id,
+                        "--decision", "openbaar")
+    out = tmp_path / "tty.zip"
+    master, slave = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client_cli", "archive", "woo", "export", reference,
+        "--out", str(out), cwd=archivist.home, env=archivist.env(),
+        stdin=asyncio.subprocess.DEVNULL, stdout=slave, stderr=slave,
+    )
+    os.close(slave)
+
+    def read_all() -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    shown = (await asyncio.wait_for(asyncio.to_thread(read_all), 120)).decode(errors="replace")
+    assert await asyncio.wait_for(proc.wait(), 60) == 0, shown
+    os.close(master)
+    assert "1 documenten" in shown  # the progress bar's document count column
+    assert "━" in shown  # rich's bar
+    data = out.read_bytes()
+    assert hashlib.sha256(data).hexdigest() in shown
