@@ -8,9 +8,10 @@ inspection) travels in ``X-Rijkschat-Purpose`` and lands in the archive's access
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 from yarl import URL
@@ -96,6 +97,32 @@ class ArchiveApi:
         """GET a path (a tuple of raw segments is quoted segment by segment)."""
         return await self._call("GET", path, params, room_id)
 
+    async def woo_export(self, request_id: str, sink: Callable[[bytes], None],
+                         started: Callable[[int | None, int | None], None]) -> None:
+        """POST the export and hand the ZIP's bytes to ``sink`` as they arrive; ``started``
+        gets the size (Content-Length) and the number of documents first."""
+        url = URL(self.base_url).joinpath("api", "v1", "woo", "requests", request_id, "export")
+        headers = {"Authorization": f"Bearer {self._token}"}
+        if self._purpose:
+            headers[PURPOSE_HEADER] = self._purpose
+        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=900)
+        with reachable("the bridge", self.base_url):
+            async with self._session.post(url, headers=headers, timeout=timeout) as resp:
+                if resp.status != 200:
+                    raw = await resp.read()
+                    try:
+                        answer = json.loads(raw)
+                    except ValueError:
+                        answer = None
+                    self._raise(resp.status, answer, "/api/v1/woo/requests/…/export", None)
+                if resp.content_type != "application/zip":
+                    raise ArchiveApiError("the archive API answered without a ZIP")
+                documents = resp.headers.get("X-Rijkschat-Documents", "")
+                started(resp.content_length,
+                        int(documents) if documents.isdigit() else None)
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    sink(chunk)
+
     async def _call(self, method: str, path: str | tuple[str, ...],
                     params: dict[str, Any] | None = None, room_id: str | None = None,
                     body: Any = None) -> Any:
@@ -118,6 +145,9 @@ class ArchiveApi:
                 status = resp.status
         if status in (200, 201):
             return answer
+        self._raise(status, answer, path, room_id)
+
+    def _raise(self, status: int, answer: Any, path: str, room_id: str | None) -> NoReturn:
         message = answer.get("error") if isinstance(answer, dict) else None
         errcode = answer.get("errcode") if isinstance(answer, dict) else None
         if status == 401:

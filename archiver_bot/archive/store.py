@@ -130,6 +130,10 @@ class Archive:
         """Note a room-key import in the access log (who, the file's digest, the counts)."""
         await audit.record_access(self._ctx, actor, "import_keys", details)
 
+    async def record_woo_export(self, actor: Actor, details: dict[str, Any]) -> None:
+        """Note a Woo publication package export in the access log (request, reference)."""
+        await audit.record_access(self._ctx, actor, "woo_export", details)
+
     async def undecryptable_session_ids(self, room_id: str | None = None) -> set[str]:
         async with self._ctx.read() as conn:
             return await reader.undecryptable_session_ids(self._ctx, conn, room_id)

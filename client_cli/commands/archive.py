@@ -4,15 +4,22 @@ against the bridge's review API (with the archivist's own Matrix session)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import os
+import tempfile
+import zipfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from nio import AsyncClient, ErrorResponse
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.text import Text
 
 from client_cli import output
 from client_cli.archive_api import ArchiveApi, ArchivedRoom, open_api
-from client_cli.errors import UnknownRoomError, UsageError
+from client_cli.errors import ArchiveApiError, UnknownRoomError, UsageError
 from client_cli.matrix import reachable, user_id_of
 from client_cli.storage import Session, Storage
 
@@ -97,6 +104,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--note", metavar="TEXT")
     p.add_argument("--json", action="store_true")
     p.set_defaults(impl=woo_assess)
+
+    p = wsub.add_parser("export", parents=[common],
+                        help="the publication package (ZIP) of a request")
+    p.add_argument("reference", metavar="REF")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the ZIP "
+                   "(must not exist yet)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(impl=woo_export)
 
 
 def _bridge(args: argparse.Namespace, session: Session) -> str:
@@ -414,4 +429,74 @@ async def woo_assess(args: argparse.Namespace) -> int:
         output.line(Text("Beoordeling vastgelegd", style="bold green"),
                     f": {args.event_id} {_decision(saved)}"
                     f" ({len(saved.get('history') or [])} beoordeling(en) in de geschiedenis)")
+    return 0
+
+
+def _new_file(out: Path) -> Path:
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"{out} exists already; choose another --out")
+    if not out.parent.is_dir():
+        raise UsageError(f"{out.parent} is not a directory")
+    return out
+
+
+def _publish(tmp: str, out: Path) -> None:
+    """Check the download is a ZIP, then give it its name (never over an existing file)."""
+    if not zipfile.is_zipfile(tmp):
+        raise ArchiveApiError("the bridge sent something that is not a ZIP")
+    try:
+        os.link(tmp, out)  # unlike rename, a link never replaces an existing file
+    except FileExistsError:
+        raise UsageError(f"{out} appeared meanwhile; nothing overwritten") from None
+    except OSError:  # no hard links on this file system
+        if out.exists():
+            raise UsageError(f"{out} appeared meanwhile; nothing overwritten") from None
+        os.replace(tmp, out)
+
+
+async def woo_export(args: argparse.Namespace) -> int:
+    """Download the package into a temporary file beside ``--out``, then rename it; an
+    existing file is never overwritten. A progress bar on a terminal."""
+    out = _new_file(Path(args.out))
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    show = output.console().is_terminal and not args.json
+    progress = Progress(
+        TextColumn("[bold]Publicatiepakket"), BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), TextColumn("{task.fields[docs]}"),
+        console=output.console(), transient=True, disable=not show,
+    )
+    task = progress.add_task("export", total=None, docs="")
+    try:
+        with os.fdopen(fd, "wb") as fh, progress:
+            def started(length: int | None, documents: int | None) -> None:
+                progress.update(task, total=length,
+                                docs=f"{documents} documenten" if documents is not None else "")
+
+            def sink(chunk: bytes) -> None:
+                nonlocal size
+                fh.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                progress.update(task, completed=size)
+
+            _, api_cm = _open(args)
+            async with api_cm as api:
+                case = await api.woo_find(args.reference)
+                await api.woo_export(str(case["id"]), sink, started)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _publish(tmp_name, out)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    sha = digest.hexdigest()
+    if args.json:
+        output.emit_json({"file": str(out), "sha256": sha, "size": size,
+                          "reference": case.get("reference")})
+    else:
+        output.line(Text("Publicatiepakket geschreven", style="bold green"), f": {out}")
+        output.line(f"SHA-256: {sha}")
+        output.line(f"Grootte: {size} bytes")
     return 0

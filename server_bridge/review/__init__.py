@@ -17,6 +17,7 @@ from server_bridge.review.security import (
 )
 from server_bridge.review.service import review_ctx
 from server_bridge.review.ui import setup_ui, ui_error_middleware
+from server_bridge.review.woo_export import setup_woo_export
 from server_bridge.review.woo_ui import setup_woo_ui
 
 __all__ = [
@@ -34,3 +35,4 @@ def setup_review(app: web.Application) -> None:
     setup_api(app)
     setup_ui(app)
     setup_woo_ui(app)
+    setup_woo_export(app)

@@ -564,6 +564,26 @@ _DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/woo/requests/{request_id}/export": {
+            "post": {
+                "operationId": "wooExport",
+                "summary": "The publication package of the request as a ZIP (the signed PDF "
+                           "with withheld parts as black boxes, the inventory list as xlsx "
+                           "and csv, manifest.json and its Ed25519 signature manifest.sig); "
+                           "every document must be assessed. Recorded in the access log "
+                           "with the request's reference.",
+                "parameters": [_REQUEST_ID, _PURPOSE],
+                "responses": {
+                    "200": {
+                        "description": "the package, streamed; the header "
+                                       "X-Rijkschat-Documents gives the number of documents",
+                        "content": {"application/zip": {"schema": {
+                            "type": "string", "format": "binary"}}},
+                    },
+                    **_errors(401, 403, 404, 409, 503),
+                },
+            }
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",
@@ -586,7 +606,8 @@ _DOCUMENT: dict[str, Any] = {
                 401: "no or unknown access token",
                 403: "the caller's roster role is not archivist",
                 404: "not in the archive (or no such Woo request)",
-                409: "a Woo request with this reference exists already; nothing was changed",
+                409: "a Woo request with this reference exists already, or (export) "
+                     "documents of the request are not assessed yet; nothing was changed",
                 410: "destroyed after its retention period",
                 413: "the upload is too large",
                 422: "the input was refused (nothing usable in an upload; a Woo request or "
