@@ -24,9 +24,9 @@ BIG_EVENTS = 3000
 XSS_SCRIPT = "<script>window.__pwned = 'script'</script> let op"
 XSS_IMG = "<img src=x onerror=\"window.__pwned = 'img'\"> foto"
 PDF_BYTES = b"%PDF-1.4\n" + bytes(range(256)) * 40
-PNG_BYTES = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-    "0000000d49444154789c6360f8ffff3f0005fe02fea7d605220000000049454e44ae426082"
+PNG_BYTES = bytes.fromhex(  # a valid 4x4 RGB image (it is embedded in Woo packages)
+    "89504e470d0a1a0a0000000d4948445200000004000000040802000000269309290000001449444154"
+    "789c633c2127c700034c0c48003707003476010caf6ab9b50000000049454e44ae426082"
 )
 
 

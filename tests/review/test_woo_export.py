@@ -176,6 +176,9 @@ async def test_the_pdf_shows_the_public_parts_and_nothing_withheld(
         assert_clean("a deflated chunk of the PDF", chunk)
     reader = pypdf.PdfReader(io.BytesIO(data))
     assert_clean("the PDF's metadata", repr(reader.metadata).encode())
+    # The public image is embedded; the withheld PDF attachment is not (it is only listed).
+    images = [img for page in reader.pages for img in page.images]
+    assert len(images) == 1
     for name, content in exported["files"].items():
         assert_clean(name, content)
     with zipfile.ZipFile(io.BytesIO(exported["files"][f"inventarislijst-{ref}.xlsx"])) as x:
