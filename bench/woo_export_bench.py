@@ -255,6 +255,7 @@ def run_child(phase: str, data_dir: Path, arg: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--keep", type=Path, help="build into (and keep) DIR/N; reuse it")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -263,15 +264,21 @@ def main() -> None:
         return
     print(f"Woo export end to end, {os.cpu_count()} CPU, Python {sys.version.split()[0]}")
     for n in args.sizes:
-        tmp = Path(tempfile.mkdtemp(prefix="woo-export-bench-"))
+        tmp = args.keep / str(n) if args.keep else Path(tempfile.mkdtemp(prefix="woo-bench-"))
         try:
             t0 = time.perf_counter()
-            built = run_child("build", tmp, str(n))
+            if (tmp / "built.json").exists():
+                built = json.loads((tmp / "built.json").read_text())
+            else:
+                tmp.mkdir(parents=True, exist_ok=True)
+                built = run_child("build", tmp, str(n))
+                (tmp / "built.json").write_text(json.dumps(built))
             setup = time.perf_counter() - t0
             ref = run_child("reference", tmp, built["request"])
             exp = run_child("export", tmp, built["request"])
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
         samples = ", ".join(f"{c:,}: {mb:.0f}" for c, mb in exp["samples"])
         print(
             f"  {n:>6} messages ({built['events']:,} events, {built['documents']:,} "

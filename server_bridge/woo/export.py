@@ -294,11 +294,11 @@ class CaseExport:
         return AttachmentInfo(stored_name or name, mimetype, len(data),
                               hashlib.sha256(data).hexdigest(), image)
 
-    def _reactions(self, event: StoredEvent) -> tuple[Reaction, ...]:
+    def _reactions(
+        self, event: StoredEvent, found: Mapping[str, StoredEvent]
+    ) -> tuple[Reaction, ...]:
         if not event.reactions:
             return ()
-        ids = list(event.reactions)
-        found = self._await(lambda: self.review.events_by_id(self.reader, ids, len(ids)))
         out: list[Reaction] = []
         for rid in event.reactions:
             reaction = found.get(rid)
@@ -311,7 +311,9 @@ class CaseExport:
             out.append(Reaction(key[:32], who.name, None if who.key_official else NAME_GROUND))
         return tuple(out)
 
-    def _document(self, d: Document, edits: list[Document]) -> WooDocument:
+    def _document(
+        self, d: Document, edits: list[Document], reactions: Mapping[str, StoredEvent]
+    ) -> WooDocument:
         e = d.event
         main = d.current
         assert main is not None
@@ -334,7 +336,7 @@ class CaseExport:
             assessment=combine(main, edit_assessments),
             edits=tuple(edit_version(x) for x in edits),
             reply_to=reply,
-            reactions=self._reactions(e),
+            reactions=self._reactions(e, reactions),
             attachment=self._attachment(e) if e.has_attachment else None,
             deleted=e.redacted_by is not None,
             sender_name_ground=None if who.key_official else NAME_GROUND,
@@ -345,9 +347,13 @@ class CaseExport:
             lambda: self.service.load_documents(self.reader, self.case, event_ids)
         )
 
+    def _linked(self, event_ids: list[str]) -> dict[str, StoredEvent]:
+        return self._await(lambda: self.service.events(self.reader, event_ids))
+
     def documents(self) -> Iterator[WooDocument]:
         """The package's documents, read from the archive CHUNK at a time (with their
-        edits), so that memory does not grow with the number of documents."""
+        edits and reactions, one logged read each), so that memory does not grow with the
+        number of documents."""
         for start in range(0, len(self.main), CHUNK):
             ids = self.main[start:start + CHUNK]
             edit_ids = [x for event_id in ids for x in self.edits.get(event_id, [])]
@@ -357,10 +363,12 @@ class CaseExport:
                 for at in range(0, len(edit_ids), CHUNK)
                 for x in self._load(edit_ids[at:at + CHUNK])
             }
+            reaction_ids = [r for d in docs for r in d.event.reactions or ()]
+            reactions = self._linked(reaction_ids) if reaction_ids else {}
             for d in docs:
                 versions = [edits[x] for x in self.edits.get(d.event.event_id, [])]
-                yield self._document(d, versions)
-            del docs, edits
+                yield self._document(d, versions, reactions)
+            del docs, edits, reactions
 
 
 async def export_case(

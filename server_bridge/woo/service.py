@@ -543,6 +543,18 @@ class WooService:
                                 [] if current is None else [current]))
         return out
 
+    async def events(self, reader: Reader, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """Linked events (reactions) by id, unknown ones left out; one logged read per PAGE."""
+        archive = await self._archive()
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, StoredEvent] = {}
+        for start in range(0, len(wanted), PAGE):
+            with store_errors():
+                found.update(
+                    await archive.get_events(reader.actor(), wanted[start:start + PAGE])
+                )
+        return found
+
     async def document(self, reader: Reader, request: WooRequest, event_id: str) -> Document:
         """One document of the request; 404 for an unknown event, 422 outside the scope."""
         if not _EVENT_ID.match(event_id):
