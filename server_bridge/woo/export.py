@@ -16,8 +16,11 @@ How the archive's events become documents (as the review transcript shows them):
 - attachments: name, mimetype, size and SHA-256 of the archived bytes; images embedded.
 
 Every document must be assessed before an export (:class:`UnassessedError` otherwise).
-Documents are converted one at a time while the builder consumes them (attachment bytes are
-read then and dropped after the document is laid out), so memory stays bounded. The builder
+The case is first read as an index (each document's time, id and current assessment; the
+events are read a page at a time and dropped); the documents are then read back from the
+archive a chunk at a time and converted one at a time while the builder consumes them
+(attachment bytes are read then and dropped after the document is laid out), so memory stays
+bounded. The builder
 runs in a worker thread; archive reads it needs are run on the event loop from there.
 """
 
@@ -53,7 +56,7 @@ from server_bridge.woo.model import (
     WooRequestInfo,
 )
 from server_bridge.woo.package import PackageResult, build_package
-from server_bridge.woo.service import Case, Document, WooService, is_edit
+from server_bridge.woo.service import CaseIndex, Document, WooService
 from server_bridge.woo.signing import PdfSigningIdentity, ensure_pdf_signing_identity
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ FUNCTIONS = {
     "archivist": "archivaris",
 }
 _STRICTNESS = {"openbaar": 0, "deels_openbaar": 1, "niet_openbaar": 2}
+#: documents read from the archive at a time during an export (at most service.PAGE)
+CHUNK = 250
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 T = TypeVar("T")
 
@@ -200,11 +205,12 @@ class CaseExport:
         self,
         review: ReviewService,
         reader: Reader,
-        case: Case,
+        case: CaseIndex,
         data_dir: Path,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.review = review
+        self.service = WooService(review)
         self.reader = reader
         self.case = case
         self.data_dir = data_dir
@@ -212,19 +218,19 @@ class CaseExport:
         self.room_names: dict[str, str] = {}
         self.people = People(data_dir, set())
         self.verify: dict[str, Any] = {}
-        unassessed = sum(1 for d in case.documents if d.current is None)
+        unassessed = sum(1 for k in case.keys if k.event_id not in case.current)
         if unassessed:
             raise UnassessedError(unassessed)
-        self.main: list[Document] = []
-        self.edits: dict[str, list[Document]] = {}
-        ids = {d.event.event_id for d in case.documents}
-        for d in case.documents:
-            target = _edit_target(d.event) if is_edit(d.event) else None
-            if target is not None and target in ids:
-                self.edits.setdefault(target, []).append(d)
+        ids = {k.event_id for k in case.keys}
+        #: the documents of the package (time order) and the edits shown under each
+        self.main: list[str] = []
+        self.edits: dict[str, list[str]] = {}
+        for k in case.keys:
+            if k.edit_of is not None and k.edit_of in ids:
+                self.edits.setdefault(k.edit_of, []).append(k.event_id)
             else:
-                self.main.append(d)
-        self.numbers = {d.event.event_id: f"{n:04d}" for n, d in enumerate(self.main, start=1)}
+                self.main.append(k.event_id)
+        self.numbers = {event_id: f"{n:04d}" for n, event_id in enumerate(self.main, start=1)}
 
     async def prepare(self) -> None:
         key_officials: set[str] = set()
@@ -288,11 +294,11 @@ class CaseExport:
         return AttachmentInfo(stored_name or name, mimetype, len(data),
                               hashlib.sha256(data).hexdigest(), image)
 
-    def _reactions(self, event: StoredEvent) -> tuple[Reaction, ...]:
+    def _reactions(
+        self, event: StoredEvent, found: Mapping[str, StoredEvent]
+    ) -> tuple[Reaction, ...]:
         if not event.reactions:
             return ()
-        ids = list(event.reactions)
-        found = self._await(lambda: self.review.events_by_id(self.reader, ids, len(ids)))
         out: list[Reaction] = []
         for rid in event.reactions:
             reaction = found.get(rid)
@@ -305,11 +311,12 @@ class CaseExport:
             out.append(Reaction(key[:32], who.name, None if who.key_official else NAME_GROUND))
         return tuple(out)
 
-    def _document(self, d: Document) -> WooDocument:
+    def _document(
+        self, d: Document, edits: list[Document], reactions: Mapping[str, StoredEvent]
+    ) -> WooDocument:
         e = d.event
         main = d.current
         assert main is not None
-        edits = self.edits.get(e.event_id, [])
         edit_assessments = [x.current for x in edits if x.current is not None]
         who = self.people(e.sender)
         target = _reply_target(e)
@@ -329,15 +336,39 @@ class CaseExport:
             assessment=combine(main, edit_assessments),
             edits=tuple(edit_version(x) for x in edits),
             reply_to=reply,
-            reactions=self._reactions(e),
+            reactions=self._reactions(e, reactions),
             attachment=self._attachment(e) if e.has_attachment else None,
             deleted=e.redacted_by is not None,
             sender_name_ground=None if who.key_official else NAME_GROUND,
         )
 
+    def _load(self, event_ids: list[str]) -> list[Document]:
+        return self._await(
+            lambda: self.service.load_documents(self.reader, self.case, event_ids)
+        )
+
+    def _linked(self, event_ids: list[str]) -> dict[str, StoredEvent]:
+        return self._await(lambda: self.service.events(self.reader, event_ids))
+
     def documents(self) -> Iterator[WooDocument]:
-        for d in self.main:
-            yield self._document(d)
+        """The package's documents, read from the archive CHUNK at a time (with their
+        edits and reactions, one logged read each), so that memory does not grow with the
+        number of documents."""
+        for start in range(0, len(self.main), CHUNK):
+            ids = self.main[start:start + CHUNK]
+            edit_ids = [x for event_id in ids for x in self.edits.get(event_id, [])]
+            docs = self._load(ids)
+            edits = {
+                x.event.event_id: x
+                for at in range(0, len(edit_ids), CHUNK)
+                for x in self._load(edit_ids[at:at + CHUNK])
+            }
+            reaction_ids = [r for d in docs for r in d.event.reactions or ()]
+            reactions = self._linked(reaction_ids) if reaction_ids else {}
+            for d in docs:
+                versions = [edits[x] for x in self.edits.get(d.event.event_id, [])]
+                yield self._document(d, versions, reactions)
+            del docs, edits, reactions
 
 
 async def export_case(
@@ -347,11 +378,11 @@ async def export_case(
     data_dir: Path,
     out: Path,
     progress: Callable[[int], None] | None = None,
-) -> tuple[Case, PackageResult]:
+) -> tuple[CaseIndex, PackageResult]:
     """Write the package of the request to ``out`` and note the export in the access log.
     404 for an unknown request, 409 while documents are unassessed (nothing logged as an
     export then)."""
-    case = await WooService(review).case(reader, request_id)
+    case = await WooService(review).case_index(reader, request_id)
     loop = asyncio.get_running_loop()
     job = CaseExport(review, reader, case, data_dir, loop)
     await job.prepare()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,11 @@ def is_edit(event: StoredEvent) -> bool:
     return _rel(event).get("rel_type") == "m.replace"
 
 
+def _edit_of(event: StoredEvent) -> str | None:
+    target = _rel(event).get("event_id") if is_edit(event) else None
+    return target if isinstance(target, str) else None
+
+
 def document_text(event: StoredEvent) -> str:
     """The text span offsets refer to (empty for undecryptable or destroyed messages)."""
     content: Mapping[str, Any] = event.content or {}
@@ -121,6 +126,28 @@ class Case:
     documents: list[Document]
     #: assessments of events no longer in scope (kept and shown, never dropped)
     outside: list[WooAssessment]
+
+
+@dataclass(frozen=True)
+class DocumentKey:
+    """A document of a case by its place in time order, without its content."""
+
+    ts: int
+    event_id: str
+    #: the event an edit replaces (None for other documents)
+    edit_of: str | None
+
+
+@dataclass
+class CaseIndex:
+    """A case without its documents' content, for a streaming export: the documents' keys
+    in time order and the current assessment of each assessed one. Its size is a few
+    hundred bytes per document; the content is read a chunk at a time with
+    :meth:`WooService.load_documents`."""
+
+    request: WooRequest
+    keys: list[DocumentKey]
+    current: dict[str, WooAssessment]
 
 
 def span_to_dict(span: WooSpan) -> dict[str, Any]:
@@ -435,11 +462,11 @@ class WooService:
             )
         return {hit.event_id for hit in hits}
 
-    async def case(self, reader: Reader, request_id: str) -> Case:
-        """The request with every document in scope (time order) and its assessments."""
-        request = await self.request(reader, request_id)
-        archive = await self._archive()
-        documents: list[Document] = []
+    async def _scope(
+        self, archive: Archive, reader: Reader, request: WooRequest
+    ) -> AsyncIterator[StoredEvent]:
+        """The request's documents, room by room, a page at a time (at most MAX_DOCUMENTS)."""
+        count = 0
         for room in request.rooms:
             wanted: set[str] | None = None
             if request.query is not None:
@@ -447,7 +474,7 @@ class WooService:
                     archive, reader, request, room, request.from_ts, request.to_ts
                 )
             after: str | None = None
-            while len(documents) < MAX_DOCUMENTS:
+            while count < MAX_DOCUMENTS:
                 with store_errors():
                     page, after = await archive.room_events(reader.actor(), room, after, PAGE)
                 for event in page:
@@ -455,11 +482,19 @@ class WooService:
                         continue
                     if wanted is not None and event.event_id not in wanted:
                         continue
-                    documents.append(
-                        Document(event, document_text(event), document_kind(event))
-                    )
+                    count += 1
+                    yield event
                 if after is None or not page:
                     break
+
+    async def case(self, reader: Reader, request_id: str) -> Case:
+        """The request with every document in scope (time order) and its assessments."""
+        request = await self.request(reader, request_id)
+        archive = await self._archive()
+        documents = [
+            Document(event, document_text(event), document_kind(event))
+            async for event in self._scope(archive, reader, request)
+        ]
         documents.sort(key=lambda d: (d.event.origin_server_ts, d.event.event_id))
         by_id = {d.event.event_id: d for d in documents}
         outside: list[WooAssessment] = []
@@ -472,6 +507,53 @@ class WooService:
             else:
                 doc.history.append(assessment)
         return Case(request, documents, outside)
+
+    async def case_index(self, reader: Reader, request_id: str) -> CaseIndex:
+        """The case as :meth:`case` finds it, keeping only each document's key and current
+        assessment (the events are read a page at a time and dropped)."""
+        request = await self.request(reader, request_id)
+        archive = await self._archive()
+        keys = [
+            DocumentKey(event.origin_server_ts, event.event_id, _edit_of(event))
+            async for event in self._scope(archive, reader, request)
+        ]
+        keys.sort(key=lambda k: (k.ts, k.event_id))
+        in_scope = {k.event_id for k in keys}
+        with _woo_errors():
+            history = await archive.woo_assessments(reader.actor(), request.id)
+        current = {a.event_id: a for a in history if a.event_id in in_scope}
+        del history
+        return CaseIndex(request, keys, current)
+
+    async def load_documents(
+        self, reader: Reader, index: CaseIndex, event_ids: Sequence[str]
+    ) -> list[Document]:
+        """The documents of ``event_ids`` (keys of ``index``, at most PAGE) in that order,
+        each with its current assessment as its history; one logged read."""
+        archive = await self._archive()
+        with store_errors():
+            found = await archive.get_events(reader.actor(), list(event_ids))
+        out: list[Document] = []
+        for event_id in event_ids:
+            event = found.get(event_id)
+            if event is None:
+                raise ApiError(503, "M_UNAVAILABLE", "the archive changed during the export")
+            current = index.current.get(event_id)
+            out.append(Document(event, document_text(event), document_kind(event),
+                                [] if current is None else [current]))
+        return out
+
+    async def events(self, reader: Reader, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """Linked events (reactions) by id, unknown ones left out; one logged read per PAGE."""
+        archive = await self._archive()
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, StoredEvent] = {}
+        for start in range(0, len(wanted), PAGE):
+            with store_errors():
+                found.update(
+                    await archive.get_events(reader.actor(), wanted[start:start + PAGE])
+                )
+        return found
 
     async def document(self, reader: Reader, request: WooRequest, event_id: str) -> Document:
         """One document of the request; 404 for an unknown event, 422 outside the scope."""
@@ -553,7 +635,9 @@ def segments(text: str, spans: list[WooSpan]) -> list[tuple[str, str | None]]:
 
 __all__ = [
     "Case",
+    "CaseIndex",
     "Document",
+    "DocumentKey",
     "NewAssessment",
     "NewRequest",
     "WooService",
