@@ -382,3 +382,27 @@ def test_file_names_from_references() -> None:
     assert file_reference("2026/12") == "2026-12"
     assert file_reference("../x") == "x"
     assert zip_name("a\"b") == "woo-a-b.zip"
+
+
+async def test_reading_the_case_in_small_chunks_gives_the_same_package(
+    review_stack: ReviewStack, exported: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export reads documents a chunk at a time; edits, replies and reactions that cross
+    a chunk border must come out exactly as with one chunk."""
+    import server_bridge.woo.export as woo_export
+
+    monkeypatch.setattr(woo_export, "CHUNK", 2)
+    data, headers = await export(review_stack, exported["case"]["id"])
+    assert headers["X-Rijkschat-Documents"] == exported["headers"]["X-Rijkschat-Documents"]
+    ref = exported["ref"]
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    assert files[f"inventarislijst-{ref}.csv"] == exported["files"][f"inventarislijst-{ref}.csv"]
+
+    def pages(pdf: bytes) -> list[str]:
+        # The cover carries the export's time; every document page must be identical.
+        return [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages][1:]
+
+    name = f"besluit-bijlage-{ref}.pdf"
+    assert pages(files[name]), "the package has no document pages after the cover"
+    assert pages(files[name]) == pages(exported["files"][name])
