@@ -37,6 +37,7 @@ INTERVAL = 300.0  # seconds between catch-ups when nothing asks for one
 RETRY = 10.0  # seconds before retrying a catch-up that failed (homeserver down)
 DEBOUNCE = 2.0  # seconds to wait after a request, so that a burst asks once
 FOLLOW_UP = 30.0  # seconds to the second catch-up after a requested one
+WATCH_INTERVAL = 1.0  # seconds between looks at whether the homeserver answers
 MIN_AGE_MS = 5000  # younger events are left to the push (read by the next catch-up)
 
 
@@ -157,8 +158,38 @@ class CatchUp:
             log.info("catch-up: the ledger knows every event of %d rooms", len(rooms))
         return added
 
+    async def watch_homeserver(self) -> None:
+        """Ask for a catch-up whenever the homeserver answers again after it did not (a
+        restart or a crash). On SQLite a restart also shows in the transaction numbering;
+        on PostgreSQL the numbering goes on, so this is the only sign of a crash there."""
+        url = self._url + "/_matrix/client/versions"
+        timeout = aiohttp.ClientTimeout(total=5)
+        was_down = False
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.get(url) as resp:
+                        up = resp.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    up = False
+                if up and was_down:
+                    log.info("the homeserver answers again: catching up")
+                    self.request()
+                was_down = not up
+                await asyncio.sleep(WATCH_INTERVAL)
+
     async def loop(self) -> None:
-        """Run at start, on request and every INTERVAL seconds, until cancelled."""
+        """Run at start, on request and every INTERVAL seconds, until cancelled; meanwhile
+        watch the homeserver, so that a crash is followed by a catch-up."""
+        watcher = asyncio.create_task(self.watch_homeserver())
+        try:
+            await self._loop()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _loop(self) -> None:
         delay = 0.0
         follow_up = False
         while True:
